@@ -1,0 +1,388 @@
+"""The SQLite store: submissions, quarantine, sealed blobs and mailbox state.
+
+One transaction per message holds everything about it together with the
+mailbox state, so a crash at any moment leaves either all of it or none.
+Readable columns hold only the anonymised copy; the sealed originals live in
+their own table so retention can drop them and leak tests can skip them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, MessageError
+from .models import Classification, Image, Sealed, Submission
+
+# Crockford's base32 without I, L, O, U: codes that survive being read aloud or copied by hand.
+REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REF_PREFIX = "HT-"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema.
+    """
+    CREATE TABLE message (
+        ref          TEXT PRIMARY KEY,
+        sha256       TEXT NOT NULL UNIQUE,
+        received_on  TEXT NOT NULL,            -- date only, in the mailbox's time zone
+        size         INTEGER NOT NULL,
+        quarantined  INTEGER NOT NULL DEFAULT 0,
+        error_kind   TEXT                      -- why it is in quarantine
+    );
+    -- Every (folder, UIDVALIDITY, UID) under which a message was seen: the
+    -- exactly-once key; a message copied back to the inbox maps to its ref.
+    CREATE TABLE mailbox_uid (
+        folder       TEXT NOT NULL,
+        uidvalidity  INTEGER NOT NULL,
+        uid          INTEGER NOT NULL,
+        ref          TEXT NOT NULL REFERENCES message(ref),
+        PRIMARY KEY (folder, uidvalidity, uid)
+    );
+    CREATE TABLE mailbox_state (
+        folder       TEXT PRIMARY KEY,
+        uidvalidity  INTEGER NOT NULL,
+        last_uid     INTEGER NOT NULL
+    );
+    CREATE TABLE sealed (
+        ref          TEXT PRIMARY KEY REFERENCES message(ref),
+        blob         BLOB NOT NULL
+    );
+    CREATE TABLE submission (
+        ref          TEXT PRIMARY KEY REFERENCES message(ref),
+        location     TEXT,
+        text         TEXT NOT NULL,
+        pseudonym    TEXT NOT NULL,
+        withheld     TEXT NOT NULL DEFAULT '[]',   -- JSON list of attachment kinds
+        automatic    INTEGER NOT NULL DEFAULT 0,
+        category     TEXT NOT NULL,
+        urgency      TEXT NOT NULL,
+        confidence   REAL NOT NULL,
+        flags        TEXT NOT NULL DEFAULT '[]',   -- JSON list
+        cues         TEXT NOT NULL DEFAULT '[]',   -- JSON list
+        status       TEXT NOT NULL DEFAULT 'new',
+        digest_id    INTEGER REFERENCES digest(id),
+        alerted      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX submission_digest ON submission(digest_id);
+    CREATE TABLE image (
+        ref          TEXT NOT NULL REFERENCES submission(ref),
+        n            INTEGER NOT NULL,
+        name         TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        width        INTEGER NOT NULL,
+        height       INTEGER NOT NULL,
+        data         BLOB NOT NULL,
+        PRIMARY KEY (ref, n)
+    );
+    CREATE TABLE digest (
+        id           INTEGER PRIMARY KEY,
+        message_id   TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        sent_at      TEXT,
+        status       TEXT NOT NULL DEFAULT 'pending'
+    );
+    -- Staff corrections of the classifier; the newest per ref wins.
+    CREATE TABLE label (
+        id           INTEGER PRIMARY KEY,
+        ref          TEXT NOT NULL REFERENCES submission(ref),
+        category     TEXT NOT NULL,
+        urgency      TEXT,
+        by_user      TEXT NOT NULL,
+        at           TEXT NOT NULL
+    );
+    CREATE TABLE status_change (
+        id           INTEGER PRIMARY KEY,
+        ref          TEXT NOT NULL REFERENCES submission(ref),
+        status       TEXT NOT NULL,
+        note         TEXT,
+        by_user      TEXT NOT NULL,
+        at           TEXT NOT NULL,
+        digest_id    INTEGER REFERENCES digest(id)
+    );
+    -- Who opened a seal, when, and for what. Never the address itself.
+    CREATE TABLE audit (
+        id           INTEGER PRIMARY KEY,
+        at           TEXT NOT NULL,
+        by_user      TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        ref          TEXT NOT NULL
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored message as `list` and `show` present it (the anonymised side only)."""
+
+    ref: str
+    date: str
+    location: str | None
+    category: str | None
+    urgency: str | None
+    status: str | None
+    flags: tuple[str, ...]
+    quarantined: bool
+    error_kind: str | None
+    text: str | None
+    images: tuple[tuple[str, str, int, int], ...]  # name, content type, width, height
+    withheld: tuple[str, ...]
+    confidence: float | None
+    cues: tuple[str, ...]
+
+    def as_json(self, full: bool = False) -> dict[str, object]:
+        d: dict[str, object] = {
+            "ref": self.ref,
+            "date": self.date,
+            "location": self.location,
+            "category": self.category,
+            "urgency": self.urgency,
+            "status": self.status,
+            "flags": list(self.flags),
+            "quarantined": self.quarantined,
+        }
+        if self.quarantined:
+            d["error"] = self.error_kind
+        if full:
+            d["text"] = self.text
+            d["attachments"] = [
+                {"name": n, "content_type": t, "width": w, "height": h}
+                for n, t, w, h in self.images
+            ] + [{"withheld": kind} for kind in self.withheld]
+            d["confidence"] = self.confidence
+            d["cues"] = list(self.cues)
+        return d
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        path = Path(path)
+        try:
+            if not path.parent.exists():
+                path.parent.mkdir(mode=0o700, parents=True)
+            # The file is created 0600 before SQLite touches it: it holds the seals.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError(f"store.path {path}: cannot open the store: {e}") from None
+        store = cls(conn, path)
+        store._migrate()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise ConfigError(
+                f"store.path {self.path}: written by a newer version (schema {version}); "
+                "upgrade mailbox-processor"
+            )
+        for n, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript commits on its own; user_version is set inside the same script.
+            self.conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {n};\nCOMMIT;")
+
+    # ----- intake ---------------------------------------------------------------
+
+    def new_ref(self) -> str:
+        while True:
+            ref = REF_PREFIX + "".join(secrets.choice(REF_ALPHABET) for _ in range(5))
+            if not self.conn.execute("SELECT 1 FROM message WHERE ref=?", (ref,)).fetchone():
+                return ref
+
+    def state(self, folder: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, last UID) recorded for a folder, or None."""
+        row = self.conn.execute(
+            "SELECT uidvalidity, last_uid FROM mailbox_state WHERE folder=?", (folder,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def known(self, folder: str, uidvalidity: int, uid: int) -> tuple[str, bool] | None:
+        """(ref, quarantined) of a message already committed under this UID, or None."""
+        row = self.conn.execute(
+            "SELECT m.ref, m.quarantined FROM mailbox_uid u JOIN message m USING (ref) "
+            "WHERE u.folder=? AND u.uidvalidity=? AND u.uid=?",
+            (folder, uidvalidity, uid),
+        ).fetchone()
+        return (row[0], bool(row[1])) if row else None
+
+    def by_hash(self, sha256: str) -> tuple[str, bool] | None:
+        row = self.conn.execute(
+            "SELECT ref, quarantined FROM message WHERE sha256=?", (sha256,)
+        ).fetchone()
+        return (row[0], bool(row[1])) if row else None
+
+    def _seen(self, c: sqlite3.Connection, folder: str, uidvalidity: int, uid: int, ref: str) -> None:
+        c.execute(
+            "INSERT OR IGNORE INTO mailbox_uid (folder, uidvalidity, uid, ref) VALUES (?,?,?,?)",
+            (folder, uidvalidity, uid, ref),
+        )
+        c.execute(
+            "INSERT INTO mailbox_state (folder, uidvalidity, last_uid) VALUES (?,?,?) "
+            "ON CONFLICT(folder) DO UPDATE SET uidvalidity=excluded.uidvalidity, "
+            "last_uid=max(CASE WHEN mailbox_state.uidvalidity=excluded.uidvalidity "
+            "THEN mailbox_state.last_uid ELSE 0 END, excluded.last_uid)",
+            (folder, uidvalidity, uid),
+        )
+
+    def record_duplicate(self, folder: str, uidvalidity: int, uid: int, ref: str) -> None:
+        with self.transaction() as c:
+            self._seen(c, folder, uidvalidity, uid, ref)
+
+    def record_submission(
+        self,
+        folder: str,
+        uidvalidity: int,
+        uid: int,
+        size: int,
+        sealed: Sealed,
+        submission: Submission,
+        classification: Classification,
+    ) -> None:
+        s, k = submission, classification
+        with self.transaction() as c:
+            self._message(c, sealed, s.received_on.isoformat(), size, None)
+            c.execute(
+                "INSERT INTO submission (ref, location, text, pseudonym, withheld, automatic, "
+                "category, urgency, confidence, flags, cues) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    s.ref, s.location, s.text, s.pseudonym, json.dumps(list(s.withheld)),
+                    int(s.automatic), k.category, k.urgency, k.confidence,
+                    json.dumps(sorted(k.flags)), json.dumps(list(k.cues), ensure_ascii=False),
+                ),
+            )
+            for n, img in enumerate(s.images, start=1):
+                c.execute(
+                    "INSERT INTO image (ref, n, name, content_type, width, height, data) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (s.ref, n, img.name, img.content_type, img.width, img.height, img.data),
+                )
+            self._seen(c, folder, uidvalidity, uid, s.ref)
+
+    def record_quarantine(
+        self,
+        folder: str,
+        uidvalidity: int,
+        uid: int,
+        size: int,
+        sealed: Sealed,
+        received_on: dt.date,
+        error: MessageError,
+    ) -> None:
+        with self.transaction() as c:
+            self._message(c, sealed, received_on.isoformat(), size, error.kind)
+            self._seen(c, folder, uidvalidity, uid, sealed.ref)
+
+    def _message(
+        self, c: sqlite3.Connection, sealed: Sealed, day: str, size: int, error: str | None
+    ) -> None:
+        c.execute(
+            "INSERT INTO message (ref, sha256, received_on, size, quarantined, error_kind) "
+            "VALUES (?,?,?,?,?,?)",
+            (sealed.ref, sealed.sha256, day, size, int(error is not None), error),
+        )
+        c.execute("INSERT INTO sealed (ref, blob) VALUES (?,?)", (sealed.ref, sealed.blob))
+
+    # ----- reading --------------------------------------------------------------
+
+    _ROW_SQL = (
+        "SELECT m.ref, m.received_on, s.location, "
+        "coalesce((SELECT l.category FROM label l WHERE l.ref=m.ref ORDER BY l.id DESC LIMIT 1),"
+        " s.category), "
+        "coalesce((SELECT l.urgency FROM label l WHERE l.ref=m.ref AND l.urgency IS NOT NULL "
+        "ORDER BY l.id DESC LIMIT 1), s.urgency), "
+        "s.status, s.flags, m.quarantined, m.error_kind, s.text, s.withheld, s.confidence, s.cues "
+        "FROM message m LEFT JOIN submission s USING (ref) "
+    )
+
+    def rows(self, status: str | None = None) -> list[Row]:
+        sql, args = self._ROW_SQL, ()
+        if status:
+            sql, args = sql + "WHERE s.status=? ", (status,)
+        return [self._row(r) for r in self.conn.execute(sql + "ORDER BY m.rowid", args)]
+
+    def row(self, ref: str) -> Row | None:
+        r = self.conn.execute(self._ROW_SQL + "WHERE m.ref=?", (ref.upper(),)).fetchone()
+        return self._row(r) if r else None
+
+    def _row(self, r: tuple) -> Row:
+        ref = r[0]
+        images = tuple(
+            self.conn.execute(
+                "SELECT name, content_type, width, height FROM image WHERE ref=? ORDER BY n",
+                (ref,),
+            )
+        )
+        return Row(
+            ref=ref,
+            date=r[1],
+            location=r[2],
+            category=r[3],
+            urgency=r[4],
+            status=r[5],
+            flags=tuple(json.loads(r[6])) if r[6] else (),
+            quarantined=bool(r[7]),
+            error_kind=r[8],
+            text=r[9],
+            images=images,
+            withheld=tuple(json.loads(r[10])) if r[10] else (),
+            confidence=r[11],
+            cues=tuple(json.loads(r[12])) if r[12] else (),
+        )
+
+    def images(self, ref: str) -> list[Image]:
+        return [
+            Image(name=n, content_type=t, width=w, height=h, data=d)
+            for n, t, w, h, d in self.conn.execute(
+                "SELECT name, content_type, width, height, data FROM image WHERE ref=? ORDER BY n",
+                (ref.upper(),),
+            )
+        ]
+
+    def sealed_blob(self, ref: str) -> bytes | None:
+        row = self.conn.execute("SELECT blob FROM sealed WHERE ref=?", (ref.upper(),)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        q = self.conn.execute(
+            "SELECT count(*), coalesce(sum(quarantined), 0) FROM message"
+        ).fetchone()
+        return {"messages": q[0], "quarantined": q[1]}
+
+    def audit(self, by_user: str, action: str, ref: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO audit (at, by_user, action, ref) VALUES (?,?,?,?)",
+                (now_utc(), by_user, action, ref),
+            )

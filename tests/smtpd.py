@@ -1,0 +1,1 @@
+"""Real aiosmtpd servers for the tests (owned by the digest work, issue 5)."""
