@@ -386,3 +386,9 @@ class Store:
                 "INSERT INTO audit (at, by_user, action, ref) VALUES (?,?,?,?)",
                 (now_utc(), by_user, action, ref),
             )
+
+    # ===== labels and exports (issue 4) =====
+
+    # ===== digests and alerts (issue 5) =====
+
+    # ===== status, replies, acknowledgements, retention (issue 7) =====
