@@ -82,7 +82,7 @@ def process(raw: RawMail, store: Store, ctx: Context) -> Outcome:
         classification = classify.classify(submission, ctx.lexicon)
     except MessageError as e:
         return _quarantine(raw, store, sealed, received_on, e)
-    except Exception as e:  # noqa: BLE001 — a bug on one message must not stop the others
+    except Exception as e:
         log.error("uid %s (%s): unexpected %s at %s", raw.uid, ref, type(e).__name__, _where(e))
         return _quarantine(raw, store, sealed, received_on, MessageError("internal", type(e).__name__))
 

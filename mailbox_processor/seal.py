@@ -45,7 +45,7 @@ def identity_of(raw: bytes) -> SenderIdentity:
     """
     try:
         msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-    except Exception:  # noqa: BLE001 — any header garbage: seal without an identity
+    except Exception:
         return SenderIdentity()
     values = {}
     for field_name, header in IDENTITY_HEADERS.items():
@@ -59,7 +59,7 @@ def _decode(value: object) -> str:
 
     try:
         return str(make_header(decode_header(str(value))))
-    except Exception:  # noqa: BLE001 — keep the undecoded text rather than nothing
+    except Exception:
         return str(value)
 
 

@@ -1,0 +1,1 @@
+"""Default files shipped with mailbox-processor (installed as mailbox_processor.defaults)."""
