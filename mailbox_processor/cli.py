@@ -233,3 +233,36 @@ def show(obj: _Obj, ref: str, fmt: str, attachments_dir: str | None) -> None:
 # ===== digest commands (issue 5) =====
 
 # ===== qr command (issue 6) =====
+
+
+@cli.command("qr")
+@click.option("--location", "slug", metavar="SLUG", help="One location from [[locations]].")
+@click.option("--all", "all_", is_flag=True, help="Every location, and posters.pdf with them all.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder.")
+@click.option("--no-caption", is_flag=True, help="PNG without the name and address under it.")
+@pass_obj
+def qr_command(obj: _Obj, slug: str | None, all_: bool, out: str, no_caption: bool) -> None:
+    """QR codes (PNG, SVG) and A4 posters (PDF) that open a mail to the mailbox."""
+    from . import qr
+
+    if bool(slug) == all_:
+        raise ConfigError("qr: give either --location SLUG or --all")
+    config = obj.config
+    if all_:
+        written = qr.write_all(config, Path(out), caption=not no_caption, progress=_progress)
+    else:
+        code = qr.make_code(config, qr.find_location(config, slug or ""))
+        written = qr.write_location(config, code, Path(out), caption=not no_caption)
+    for path in written:
+        click.echo(str(path))
+
+
+def _progress(items: tuple[Any, ...]) -> Any:
+    """A progress bar on stderr for many locations; a few finish before one is worth reading."""
+    from .qr import PROGRESS_FROM
+
+    if len(items) < PROGRESS_FROM:
+        yield from items
+        return
+    with click.progressbar(items, label="Posters", file=sys.stderr) as bar:
+        yield from bar
