@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from . import pipeline
+from . import ack, pipeline
 from .config import Config
 from .errors import TransientError
 from .imap import BATCH_BYTES, Mailbox, Meta
@@ -188,12 +188,13 @@ def _move(mailbox: Mailbox, processed: list[int], quarantined: list[int]) -> Non
 def fetch_once(config: Config, progress: bool = False) -> Summary:
     """`fetch --once`: drain the mailbox and return the counts."""
     ctx = pipeline.Context.load(config)
+    acknowledger = ack.Acknowledger(config)
     with single_instance(config):
         store = Store.open(config.store.path)
         mailbox = Mailbox.connect(config)
         try:
             if not progress:
-                return drain(mailbox, store, ctx, threading.Event())
+                return drain(mailbox, store, ctx, threading.Event(), on_message=acknowledger.note)
             bar: list = []
 
             def start(n: int) -> None:
@@ -202,12 +203,15 @@ def fetch_once(config: Config, progress: bool = False) -> Summary:
 
             try:
                 return drain(mailbox, store, ctx, threading.Event(),
-                             on_message=lambda _o: bar[0].update(1), on_total=start)
+                             on_message=lambda o: (bar[0].update(1), acknowledger.note(o)),
+                             on_total=start)
             finally:
                 if bar:
                     bar[0].__exit__(None, None, None)
         finally:
             mailbox.close()
+            # After the drain, and after a failed one too: what was committed is acknowledged.
+            ack.send_quietly(acknowledger, store)
             store.close()
 
 
@@ -232,6 +236,8 @@ class Daemon:
         for s in STOP_SIGNALS:
             signal.signal(s, self._on_signal)
         ctx = pipeline.Context.load(self.config)
+        self.acknowledger = ack.Acknowledger(self.config)
+        self.hooks.append(self.acknowledger.send_pending)
         with single_instance(self.config):
             store = Store.open(self.config.store.path)
             try:
@@ -263,7 +269,8 @@ class Daemon:
     def _serve(self, mailbox: Mailbox, store: Store, ctx: pipeline.Context) -> None:
         while not self.stop.is_set():
             self.total.merge(drain(mailbox, store, ctx, self.stop,
-                                   on_message=lambda _o: self.notify.watchdog()))
+                                   on_message=lambda o: (self.notify.watchdog(),
+                                                         self.acknowledger.note(o))))
             if self.stop.is_set():
                 return
             self.notify.status(f"đã lưu {self.total.stored}, cách ly {self.total.quarantined}")

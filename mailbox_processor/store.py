@@ -115,6 +115,29 @@ MIGRATIONS: tuple[str, ...] = (
         ref          TEXT NOT NULL
     );
     """,
+    # 2 (issue 5): quarantined mail has no submission row; the digest that reported
+    # it owns it here, so each quarantined message is counted in exactly one digest.
+    """
+    ALTER TABLE message ADD COLUMN digest_id INTEGER REFERENCES digest(id);
+    """,
+    # 3 (issue 7): acknowledgements counted by pseudonym (never an address), replies
+    # sent, and when retention purged a message's seal.
+    """
+    CREATE TABLE acknowledgement (
+        ref          TEXT PRIMARY KEY REFERENCES message(ref),
+        pseudonym    TEXT NOT NULL,            -- of the address it went to
+        sent_at      TEXT NOT NULL
+    );
+    CREATE INDEX acknowledgement_pseudonym ON acknowledgement(pseudonym, sent_at);
+    CREATE TABLE reply (
+        id           INTEGER PRIMARY KEY,
+        ref          TEXT NOT NULL REFERENCES message(ref),
+        message_id   TEXT NOT NULL,            -- ours, on the mailbox's domain
+        by_user      TEXT NOT NULL,
+        at           TEXT NOT NULL
+    );
+    ALTER TABLE message ADD COLUMN purged_at TEXT;
+    """,
 )
 
 
@@ -391,4 +414,224 @@ class Store:
 
     # ===== digests and alerts (issue 5) =====
 
+    def pending_digest(self) -> tuple[int, str] | None:
+        """(id, Message-ID) of a digest claimed but not yet accepted by the SMTP server."""
+        row = self.conn.execute(
+            "SELECT id, message_id FROM digest WHERE status='pending' ORDER BY id LIMIT 1"
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def claim_digest(self, message_id: str, *, empty_ok: bool) -> int | None:
+        """A new pending digest owning every undigested submission, status change and
+        quarantined message, in one transaction; None when there is nothing and not empty_ok.
+
+        Ownership by id instead of a time window: an item is in exactly one digest.
+        """
+        with self.transaction() as c:
+            waiting = c.execute(
+                "SELECT (SELECT count(*) FROM submission WHERE digest_id IS NULL)"
+                " + (SELECT count(*) FROM message WHERE quarantined=1 AND digest_id IS NULL)"
+                " + (SELECT count(*) FROM status_change WHERE digest_id IS NULL)"
+            ).fetchone()[0]
+            if not waiting and not empty_ok:
+                return None
+            cur = c.execute(
+                "INSERT INTO digest (message_id, created_at, status) VALUES (?,?, 'pending')",
+                (message_id, now_utc()),
+            )
+            digest_id = cur.lastrowid
+            c.execute("UPDATE submission SET digest_id=? WHERE digest_id IS NULL", (digest_id,))
+            c.execute(
+                "UPDATE message SET digest_id=? WHERE quarantined=1 AND digest_id IS NULL",
+                (digest_id,),
+            )
+            c.execute("UPDATE status_change SET digest_id=? WHERE digest_id IS NULL", (digest_id,))
+        return digest_id
+
+    def mark_digest_sent(self, digest_id: int) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE digest SET status='sent', sent_at=? WHERE id=? AND status='pending'",
+                (now_utc(), digest_id),
+            )
+
+    def digest_info(self, digest_id: int) -> tuple[str, str, str | None]:
+        """(Message-ID, created_at UTC, status) of one digest."""
+        row = self.conn.execute(
+            "SELECT message_id, created_at, status FROM digest WHERE id=?", (digest_id,)
+        ).fetchone()
+        return (row[0], row[1], row[2])
+
+    def previous_digest(self, before: int | None) -> tuple[int, str] | None:
+        """(id, created_at UTC) of the last sent digest before `before` (None: the newest)."""
+        row = self.conn.execute(
+            "SELECT id, created_at FROM digest WHERE status='sent' AND (? IS NULL OR id < ?) "
+            "ORDER BY id DESC LIMIT 1",
+            (before, before),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def digest_rows(self, digest_id: int | None) -> list[tuple[Row, bool]]:
+        """(row, alerted) of the submissions a digest owns; None: those not yet in one."""
+        where = "s.digest_id IS NULL" if digest_id is None else "s.digest_id=?"
+        args: tuple = () if digest_id is None else (digest_id,)
+        sql = self._ROW_SQL + f"WHERE s.ref IS NOT NULL AND {where} ORDER BY m.rowid"
+        rows = [self._row(r) for r in self.conn.execute(sql, args)]
+        alerted = {
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT s.ref FROM submission s WHERE s.alerted=1 AND {where}", args
+            )
+        }
+        return [(r, r.ref in alerted) for r in rows]
+
+    def digest_quarantined(self, digest_id: int | None) -> list[tuple[str, str | None]]:
+        """(ref, error kind) of quarantined mail a digest owns; None: not yet reported."""
+        where = "digest_id IS NULL" if digest_id is None else "digest_id=?"
+        args: tuple = () if digest_id is None else (digest_id,)
+        return list(
+            self.conn.execute(
+                f"SELECT ref, error_kind FROM message WHERE quarantined=1 AND {where} "
+                "ORDER BY rowid",
+                args,
+            )
+        )
+
+    def digest_changes(self, digest_id: int | None) -> list[tuple[str, str, str]]:
+        """(ref, new status, at UTC) of status changes a digest owns; None: not yet reported."""
+        where = "digest_id IS NULL" if digest_id is None else "digest_id=?"
+        args: tuple = () if digest_id is None else (digest_id,)
+        return list(
+            self.conn.execute(
+                f"SELECT ref, status, at FROM status_change WHERE {where} ORDER BY id", args
+            )
+        )
+
+    def digest_counts(self, digest_id: int) -> dict[str, int]:
+        """Items of a digest by category and by urgency ("urgency:khan"), for comparisons."""
+        counts: dict[str, int] = {}
+        for row, _alerted in self.digest_rows(digest_id):
+            if row.flags:
+                continue
+            counts[row.category or ""] = counts.get(row.category or "", 0) + 1
+            key = f"urgency:{row.urgency}"
+            counts[key] = counts.get(key, 0) + 1
+            counts["total"] = counts.get("total", 0) + 1
+        return counts
+
+    def unalerted_urgent(self, limit: int = 100) -> list[Row]:
+        """Urgent submissions (after staff corrections) not yet in an alert, oldest first.
+
+        Spam, automatic and empty mail never alerts, whatever words it contains.
+        """
+        refs = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT s.ref FROM submission s WHERE s.alerted=0 AND coalesce("
+                "(SELECT l.urgency FROM label l WHERE l.ref=s.ref AND l.urgency IS NOT NULL "
+                "ORDER BY l.id DESC LIMIT 1), s.urgency)='khan' AND NOT EXISTS "
+                "(SELECT 1 FROM json_each(s.flags) WHERE value IN ('spam','auto','empty')) "
+                "ORDER BY s.rowid LIMIT ?",
+                (limit,),
+            )
+        ]
+        return [row for ref in refs if (row := self.row(ref)) is not None]
+
+    def mark_alerted(self, refs: list[str]) -> None:
+        with self.transaction() as c:
+            c.executemany("UPDATE submission SET alerted=1 WHERE ref=?", [(r,) for r in refs])
+
+
     # ===== status, replies, acknowledgements, retention (issue 7) =====
+
+    def acks_since(self, pseudonym: str, since: str) -> int:
+        """Acknowledgements sent to one pseudonym at or after `since` (UTC ISO)."""
+        return self.conn.execute(
+            "SELECT count(*) FROM acknowledgement WHERE pseudonym=? AND sent_at>=?",
+            (pseudonym, since),
+        ).fetchone()[0]
+
+    def acknowledged(self, ref: str) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM acknowledgement WHERE ref=?", (ref,)
+        ).fetchone() is not None
+
+    def record_ack(self, ref: str, pseudonym: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO acknowledgement (ref, pseudonym, sent_at) VALUES (?,?,?)",
+                (ref, pseudonym, now_utc()),
+            )
+
+    def set_status(self, ref: str, status: str, note: str | None, by_user: str) -> None:
+        """A new status for a submission, with its history row (the digest reports it)."""
+        with self.transaction() as c:
+            self._set_status(c, ref.upper(), status, note, by_user)
+
+    def _set_status(
+        self, c: sqlite3.Connection, ref: str, status: str, note: str | None, by_user: str
+    ) -> None:
+        if not c.execute("SELECT 1 FROM submission WHERE ref=?", (ref,)).fetchone():
+            raise ConfigError(f"{ref}: no readable submission with this reference code "
+                              "(unknown, quarantined or purged)")
+        c.execute("UPDATE submission SET status=? WHERE ref=?", (status, ref))
+        c.execute(
+            "INSERT INTO status_change (ref, status, note, by_user, at) VALUES (?,?,?,?,?)",
+            (ref, status, note, by_user, now_utc()),
+        )
+
+    def record_reply(self, ref: str, message_id: str, by_user: str) -> None:
+        """A reply went out: its row, the audit entry and (for a submission) status answered."""
+        ref = ref.upper()
+        with self.transaction() as c:
+            at = now_utc()
+            c.execute("INSERT INTO reply (ref, message_id, by_user, at) VALUES (?,?,?,?)",
+                      (ref, message_id, by_user, at))
+            c.execute("INSERT INTO audit (at, by_user, action, ref) VALUES (?,?,?,?)",
+                      (at, by_user, "reply", ref))
+            if c.execute("SELECT 1 FROM submission WHERE ref=?", (ref,)).fetchone():
+                self._set_status(c, ref, "answered", "reply sent", by_user)
+
+    def replies(self, ref: str) -> list[tuple[str, str, str]]:
+        """(Message-ID, by user, at UTC) of every reply sent for a reference code."""
+        return list(self.conn.execute(
+            "SELECT message_id, by_user, at FROM reply WHERE ref=? ORDER BY id", (ref.upper(),)
+        ))
+
+    def rows_since(self, since: dt.date | None) -> list[Row]:
+        """Readable rows received on or after `since` (every row when None), oldest first."""
+        sql, args = self._ROW_SQL, ()
+        if since is not None:
+            sql, args = sql + "WHERE m.received_on>=? ", (since.isoformat(),)
+        return [self._row(r) for r in self.conn.execute(sql + "ORDER BY m.rowid", args)]
+
+    def hashes_before(self, cutoff: dt.date) -> dict[str, str]:
+        """sha256 → ref of every message received before `cutoff`, purged already or not,
+        so an IMAP copy left behind by an interrupted purge is still found next time."""
+        return {
+            sha: ref for sha, ref in self.conn.execute(
+                "SELECT sha256, ref FROM message WHERE received_on<?", (cutoff.isoformat(),)
+            )
+        }
+
+    def purge(self, cutoff: dt.date, everything: bool) -> list[str]:
+        """Drop the seals (and with `everything` the readable copies) of messages received
+        before `cutoff`; refs whose seal was dropped now.
+
+        The message row stays as a tombstone (ref, content hash, date): a copy that
+        turns up again (a provider's "All Mail", a restore) is still known, not new.
+        """
+        day = cutoff.isoformat()
+        with self.transaction() as c:
+            refs = [r[0] for r in c.execute(
+                "SELECT m.ref FROM message m JOIN sealed s USING (ref) WHERE m.received_on<? "
+                "ORDER BY m.rowid", (day,)
+            )]
+            old = "(SELECT ref FROM message WHERE received_on<?)"
+            c.execute(f"DELETE FROM sealed WHERE ref IN {old}", (day,))
+            c.execute(f"UPDATE message SET purged_at=? WHERE purged_at IS NULL AND ref IN {old}",
+                      (now_utc(), day))
+            if everything:
+                for table in ("image", "label", "status_change", "submission"):
+                    c.execute(f"DELETE FROM {table} WHERE ref IN {old}", (day,))
+        return refs
