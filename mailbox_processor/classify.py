@@ -1,16 +1,537 @@
-"""PLACEHOLDER — replaced by the classification stage of issue 4."""
+"""Topic, urgency and flags of a submission, from a lexicon of weighted Vietnamese phrases.
+
+The lexicon (config/categories.toml, editable by ward staff) is compiled once
+into a dict from first syllable to phrases, longest first. Matching runs on
+NFC, lower-cased text, syllable by syllable, never across a sentence break; a
+longer phrase consumes its span, so "môi trường" is never also "trường".
+
+Accent folding makes distinct words collide (sập/sắp, cháy/chạy, chợ/cho,
+tự tử/từ từ), so a line is matched without accents only when it was written
+without them; even then the phrases listed under [accents] strict match only
+with their diacritics.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
 from .models import Classification, Submission
 
-Lexicon = dict
+# The fixed slugs of shared/eval/taxonomy.md, in the order leaders see them.
+CATEGORIES: tuple[str, ...] = (
+    "dat-dai-xay-dung",
+    "giao-thong",
+    "dien-nuoc-thoat-nuoc",
+    "moi-truong",
+    "trat-tu-do-thi",
+    "an-ninh-trat-tu",
+    "y-te",
+    "giao-duc",
+    "chinh-sach-xa-hoi",
+    "thu-tuc-hanh-chinh",
+    "can-bo-tieu-cuc",
+    "kinh-te-gia-ca",
+    "van-hoa-thong-tin",
+    "khac-gop-y",
+)
+FALLBACK = "khac-gop-y"
+FLAG_TABLES = ("spam", "abuse", "empty")
+SHIPPED = "categories.toml"
+
+# Hit kinds. A phrase may carry several hits ("cháy nhà": a category and khan).
+CAT, KHAN, SOM, NEG, NONEG, RESOLVED, SPAM, ABUSE, EMPTY, IGNORE = range(10)
+
+_SENTENCE_RE = re.compile(r"[.!?;…\n]+")
+_TOKEN_RE = re.compile(r"[^\W_]+")
+_URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+
+
+# ----- accent folding ---------------------------------------------------------------
+
+
+def _fold_table() -> dict[int, str]:
+    # Built from Unicode itself so every precomposed Vietnamese letter is covered;
+    # đ/Đ have no decomposition and are mapped by hand.
+    table: dict[int, str] = {ord("đ"): "d", ord("Đ"): "D"}
+    for cp in range(0xC0, 0x1EFF + 1):
+        base = "".join(
+            c for c in unicodedata.normalize("NFD", chr(cp)) if not unicodedata.combining(c)
+        )
+        if base != chr(cp) and len(base) == 1 and base.isascii():
+            table[cp] = base
+    return table
+
+
+_FOLD = _fold_table()
+
+
+def fold(text: str) -> str:
+    """Remove Vietnamese diacritics (NFC input or not), mapping đ→d."""
+    text = unicodedata.normalize("NFC", text).translate(_FOLD)
+    if text.isascii():
+        return text
+    # Combining marks left over (a mark on a letter with no precomposed form).
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+
+
+# Old and new tone placement are both NFC and both common: "hoà"/"hòa",
+# "thuý"/"thúy", "khoẻ"/"khỏe". Rewrite a final oa/oe/uy to the tone-on-first form.
+_TONES = {
+    "a": "àáảãạ", "e": "èéẻẽẹ", "y": "ỳýỷỹỵ", "o": "òóỏõọ", "u": "ùúủũụ",
+}
+_TONE_OF = {c: i for marks in _TONES.values() for i, c in enumerate(marks)}
+_OLD_STYLE_RE = re.compile(r"(o[àáảãạèéẻẽẹ]|(?<!q)u[ỳýỷỹỵ])(?![^\W\d_])")
+
+
+def _tone_first(m: re.Match[str]) -> str:
+    first, second = m.group(1)
+    tone = _TONE_OF[second]
+    base = unicodedata.normalize("NFD", second)[0]
+    return _TONES[first][tone] + base
+
+
+def normalise(text: str) -> str:
+    """NFC, lower case, one tone placement."""
+    text = unicodedata.normalize("NFC", text).lower()
+    return _OLD_STYLE_RE.sub(_tone_first, text) if not text.isascii() else text
+
+
+def strip_accents(text: str) -> str:
+    """The text as someone typing without a Vietnamese keyboard would have written it."""
+    return fold(unicodedata.normalize("NFC", text))
+
+
+def _is_vietnamese_letter(ch: str) -> bool:
+    return ord(ch) in _FOLD
+
+
+# ----- the lexicon ------------------------------------------------------------------
+
+
+Phrase = tuple[str, ...]
+Hit = tuple[int, str, float]  # kind, target (category slug or ""), weight
+Index = dict[str, tuple[tuple[Phrase, tuple[Hit, ...]], ...]]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """A compiled categories file: two indexes (with and without accents) and the names."""
+
+    source: str
+    names: tuple[tuple[str, str], ...]  # (slug, Vietnamese name)
+    exact: Index
+    folded: Index
+    unaccented_below: float = 0.25
+    negation_window: int = 3
+    max_links: int = 3
+
+    def name(self, slug: str) -> str:
+        return dict(self.names).get(slug, slug)
 
 
 def load_lexicon(path: str | None) -> Lexicon:
-    return {}
+    """The categories file at `path`, or the shipped one; ConfigError names file and line."""
+    if path is None:
+        try:
+            res = resources.files("mailbox_processor.defaults") / SHIPPED
+            text = res.read_text(encoding="utf-8")
+        except (ModuleNotFoundError, OSError) as e:
+            raise ConfigError(f"the shipped {SHIPPED} cannot be read ({e}); reinstall") from None
+        return parse_lexicon(text, SHIPPED)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"classify.categories_file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"classify.categories_file {path}: cannot read: {e}") from None
+    return parse_lexicon(text, path)
+
+
+class _Lines:
+    """Finds the line of a key or string in the raw file, since tomllib gives none."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = text.splitlines()
+        self.source = source
+
+    def header(self, table: str) -> int:
+        want = table.replace('"', "")
+        for n, line in enumerate(self.lines, 1):
+            s = line.split("#", 1)[0].strip().replace('"', "").replace(" ", "")
+            if s in (f"[{want}]", f"[[{want}]]"):
+                return n
+        return 0
+
+    def item(self, table: str, key: str) -> int:
+        """Line of `key = ...` or of the string "key" inside `table`, else the table's line."""
+        start = self.header(table)
+        quoted = (f'"{key}"', f"'{key}'")
+        for n in range(start + 1 if start else 1, len(self.lines) + 1):
+            line = self.lines[n - 1]
+            s = line.strip()
+            if start and n > start and s.startswith("[") and not s.startswith("[ "):
+                if re.match(r"^\[\[?[\w\".-]", s):
+                    break
+            if any(q in line for q in quoted) or re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                return n
+        return start
+
+    def error(self, line: int, message: str) -> ConfigError:
+        where = f"{self.source} line {line}" if line else self.source
+        return ConfigError(f"{where}: {message}")
+
+
+def parse_lexicon(text: str, source: str) -> Lexicon:
+    lines = _Lines(text, source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
+        raise lines.error(int(m.group(1)) if m else 0, f"not valid TOML: {msg}") from None
+    builder = _Builder(lines)
+    return builder.build(data)
+
+
+class _Builder:
+    def __init__(self, lines: _Lines) -> None:
+        self.lines = lines
+        self.entries: dict[Phrase, list[Hit]] = {}
+        self.strict: set[Phrase] = set()
+
+    def fail(self, table: str, key: str | None, message: str) -> ConfigError:
+        line = self.lines.item(table, key) if key is not None else self.lines.header(table)
+        return self.lines.error(line, message)
+
+    def build(self, data: dict[str, Any]) -> Lexicon:
+        known = {"settings", "categories", "urgency", "negation", "accents", "flags", "ignore"}
+        for key in data:
+            if key not in known:
+                raise self.fail(key, None if isinstance(data[key], dict) else key,
+                                f"unknown section [{key}] (expected one of {sorted(known)})")
+        settings = self._settings(data.get("settings", {}))
+        names = self._categories(data.get("categories"))
+        self._urgency(data.get("urgency", {}))
+        self._negation(data.get("negation", {}))
+        self._flags(data.get("flags", {}))
+        self._lists(data.get("ignore", {}), "ignore", {"phrases": IGNORE})
+        self._accents(data.get("accents", {}))
+        exact, folded = self._indexes()
+        return Lexicon(source=self.lines.source, names=names, exact=exact, folded=folded,
+                       **settings)
+
+    def _table(self, value: object, table: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(table, None, f"[{table}] must be a table")
+        return value
+
+    def _settings(self, value: object) -> dict[str, Any]:
+        t = self._table(value, "settings")
+        out: dict[str, Any] = {}
+        rules = {"unaccented_below": (float, 0.0, 1.0), "negation_window": (int, 1, 10),
+                 "max_links": (int, 1, 100)}
+        for key, v in t.items():
+            if key not in rules:
+                raise self.fail("settings", key, f"unknown setting {key!r}")
+            kind, lo, hi = rules[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+                raise self.fail("settings", key, f"{key} must be a number from {lo} to {hi}")
+            out[key] = kind(v)
+        return out
+
+    def _categories(self, value: object) -> tuple[tuple[str, str], ...]:
+        if value is None:
+            raise self.lines.error(0, "no [categories.<slug>] tables")
+        cats = self._table(value, "categories")
+        names = []
+        for slug, body in cats.items():
+            table = f"categories.{slug}"
+            if slug not in CATEGORIES:
+                raise self.fail(table, None, f"unknown category slug {slug!r} "
+                                "(the slugs of taxonomy.md are fixed)")
+            body = self._table(body, table)
+            extra = set(body) - {"name", "phrases"}
+            if extra:
+                key = sorted(extra)[0]
+                raise self.fail(table, key, f"unknown key {key!r} (expected name, phrases)")
+            name = body.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise self.fail(table, "name" if "name" in body else None,
+                                f"category {slug!r} needs a name = \"...\"")
+            phrases = self._table(body.get("phrases", {}), f"{table}.phrases")
+            if not phrases and slug != FALLBACK:
+                raise self.fail(f"{table}.phrases" if "phrases" in body else table, None,
+                                f"category {slug!r} has no phrases")
+            for phrase, weight in phrases.items():
+                where = (f"{table}.phrases", phrase)
+                if isinstance(weight, bool) or not isinstance(weight, int | float) \
+                        or not math.isfinite(weight) or weight <= 0:
+                    raise self.fail(*where, "weight must be a positive number")
+                self._add(phrase, (CAT, slug, float(weight)), *where)
+            names.append((slug, name.strip()))
+        missing = [s for s in CATEGORIES if s not in cats]
+        if missing:
+            raise self.lines.error(0, f"category {missing[0]!r} is missing")
+        return tuple(names)
+
+    def _strings(self, value: object, table: str, key: str) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(table, key, f"{table}.{key} must be a list of strings")
+        return value
+
+    def _lists(self, value: object, table: str, kinds: dict[str, int]) -> None:
+        t = self._table(value, table)
+        for key, items in t.items():
+            if key not in kinds:
+                raise self.fail(table, key, f"unknown key {key!r} (expected {', '.join(kinds)})")
+            for phrase in self._strings(items, table, key):
+                self._add(phrase, (kinds[key], "", 1.0), table, phrase)
+
+    def _urgency(self, value: object) -> None:
+        self._lists(value, "urgency", {"khan": KHAN, "som": SOM})
+
+    def _negation(self, value: object) -> None:
+        self._lists(value, "negation", {"before": NEG, "not_negation": NONEG,
+                                        "resolved": RESOLVED})
+
+    def _flags(self, value: object) -> None:
+        t = self._table(value, "flags")
+        for key, items in t.items():
+            if key not in FLAG_TABLES:
+                raise self.fail("flags", key, f"unknown flag {key!r} (expected spam, abuse, empty)")
+            kind = {"spam": SPAM, "abuse": ABUSE, "empty": EMPTY}[key]
+            for phrase in self._strings(items, "flags", key):
+                self._add(phrase, (kind, "", 1.0), "flags", phrase)
+
+    def _accents(self, value: object) -> None:
+        t = self._table(value, "accents")
+        for key, items in t.items():
+            if key != "strict":
+                raise self.fail("accents", key, f"unknown key {key!r} (expected strict)")
+            for phrase in self._strings(items, "accents", key):
+                tokens = self._tokens(phrase, "accents", phrase)
+                self.strict.add(tuple(fold(t) for t in tokens))
+
+    def _tokens(self, phrase: str, table: str, key: str) -> Phrase:
+        tokens = tuple(_TOKEN_RE.findall(normalise(phrase)))
+        if not tokens:
+            raise self.fail(table, key, f"phrase {phrase!r} has no letters")
+        return tokens
+
+    def _add(self, phrase: str, hit: Hit, table: str, key: str) -> None:
+        self.entries.setdefault(self._tokens(phrase, table, key), []).append(hit)
+
+    def _indexes(self) -> tuple[Index, Index]:
+        exact: dict[Phrase, list[Hit]] = self.entries
+        folded: dict[Phrase, list[Hit]] = {}
+        for phrase, hits in exact.items():
+            key = tuple(fold(t) for t in phrase)
+            if key in self.strict:
+                continue  # ambiguous once accents are gone: match only as written
+            folded.setdefault(key, []).extend(hits)
+        return _index(exact), _index(folded)
+
+
+def _index(entries: dict[Phrase, list[Hit]]) -> Index:
+    by_first: dict[str, list[tuple[Phrase, tuple[Hit, ...]]]] = {}
+    for phrase, hits in entries.items():
+        by_first.setdefault(phrase[0], []).append((phrase, tuple(hits)))
+    return {
+        first: tuple(sorted(items, key=lambda item: -len(item[0])))
+        for first, items in by_first.items()
+    }
+
+
+# ----- matching ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    sentence: int
+    start: int  # token index within the sentence
+    end: int
+    phrase: str
+    hits: tuple[Hit, ...]
+    position: int  # token index within the whole text (earlier problems weigh more)
+
+
+def _unaccented(tokens: list[str], threshold: float) -> bool:
+    """True when a line was typed without diacritics (few or no accented syllables)."""
+    words = [t for t in tokens if not t.isdigit()]
+    if not words:
+        return False
+    accented = sum(1 for t in words if any(_is_vietnamese_letter(c) for c in t))
+    return accented / len(words) < threshold
+
+
+def find(text: str, lexicon: Lexicon) -> list[Match]:
+    """Every phrase of the lexicon in `text`, leftmost-longest, per sentence."""
+    matches: list[Match] = []
+    sentence = 0
+    position = 0
+    for line in normalise(text).split("\n"):
+        line_tokens = _TOKEN_RE.findall(line)
+        if not line_tokens:
+            continue
+        folded = _unaccented(line_tokens, lexicon.unaccented_below)
+        index = lexicon.folded if folded else lexicon.exact
+        for part in _SENTENCE_RE.split(line):
+            tokens = _TOKEN_RE.findall(part)
+            if folded:
+                tokens = [fold(t) for t in tokens]
+            _scan(tokens, index, sentence, position, matches)
+            sentence += 1
+            position += len(tokens)
+    return matches
+
+
+def _scan(tokens: list[str], index: Index, sentence: int, offset: int,
+          out: list[Match]) -> None:
+    i, n = 0, len(tokens)
+    while i < n:
+        candidates = index.get(tokens[i])
+        step = 1
+        if candidates:
+            for phrase, hits in candidates:
+                k = len(phrase)
+                if i + k <= n and (k == 1 or tuple(tokens[i:i + k]) == phrase):
+                    out.append(Match(sentence, i, i + k, " ".join(tokens[i:i + k]), hits,
+                                     offset + i))
+                    step = k
+                    break
+        i += step
+
+
+# ----- deciding ---------------------------------------------------------------------
 
 
 def classify(submission: Submission, lexicon: Lexicon) -> Classification:
-    flags = frozenset({"auto"}) if submission.automatic else frozenset()
-    return Classification(category="khac-gop-y", urgency="thuong", confidence=0.0, flags=flags)
+    return classify_text(submission.text, lexicon, automatic=submission.automatic)
+
+
+def classify_text(text: str, lexicon: Lexicon, *, automatic: bool = False) -> Classification:
+    matches = find(text, lexicon)
+    negated = _negated(matches, lexicon.negation_window)
+    scores: dict[str, float] = {}
+    cues: dict[str, list[str]] = {}
+    for m in matches:
+        for kind, slug, weight in m.hits:
+            if kind == CAT:
+                # The first concrete problem named is usually the one to act on.
+                boost = 1.5 if m.position < 25 else 1.0
+                scores[slug] = scores.get(slug, 0.0) + weight * boost
+                cues.setdefault(slug, []).append(m.phrase)
+    category, confidence = _decide(scores)
+    urgency, urgency_cues = _urgency(matches, negated)
+    flags = _flags(text, matches, scores, lexicon, automatic)
+    if flags & {"spam", "auto", "empty"}:
+        urgency, urgency_cues = "thuong", []  # never alert on a bounce or an advert
+    chosen = cues.get(category, []) if category != FALLBACK or scores else []
+    return Classification(
+        category=category,
+        urgency=urgency,
+        confidence=confidence,
+        flags=flags,
+        cues=tuple(dict.fromkeys(urgency_cues + chosen)),
+    )
+
+
+def _decide(scores: dict[str, float]) -> tuple[str, float]:
+    if not scores:
+        return FALLBACK, 0.0
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    top_slug, top = ranked[0]
+    second = ranked[1][1] if len(ranked) > 1 else 0.0
+    if top - second < 1e-9:
+        return FALLBACK, 0.0
+    share = top / sum(scores.values())
+    evidence = 1.0 - math.exp(-top / 3.0)
+    return top_slug, round(share * evidence, 3)
+
+
+def _negated(matches: list[Match], window: int) -> set[Match]:
+    """Cues cancelled by a negator just before them ("không nguy hiểm") or a
+    resolution in the same sentence ("đã khắc phục")."""
+    out: set[Match] = set()
+    resolved = {m.sentence for m in matches if any(h[0] == RESOLVED for h in m.hits)}
+    last_neg: dict[int, int] = {}  # sentence → end of the latest negator
+    for m in matches:
+        kinds = {h[0] for h in m.hits}
+        if NEG in kinds:
+            last_neg[m.sentence] = m.end
+            continue
+        if not kinds & {KHAN, SOM}:
+            continue  # the topic stays the topic: only urgency is negated
+        end = last_neg.get(m.sentence)
+        if (end is not None and 0 <= m.start - end < window) or m.sentence in resolved:
+            out.add(m)
+    return out
+
+
+def _urgency(matches: list[Match], negated: set[Match]) -> tuple[str, list[str]]:
+    found: dict[int, list[str]] = {KHAN: [], SOM: []}
+    for m in matches:
+        if m in negated:
+            continue
+        for kind, _slug, _w in m.hits:
+            if kind in found:
+                found[kind].append(m.phrase)
+    if found[KHAN]:
+        return "khan", found[KHAN]
+    if found[SOM]:
+        return "som", found[SOM]
+    return "thuong", []
+
+
+def _flags(text: str, matches: list[Match], scores: dict[str, float], lexicon: Lexicon,
+           automatic: bool) -> frozenset[str]:
+    flags: set[str] = {"auto"} if automatic else set()
+    counts = {SPAM: 0, ABUSE: 0, EMPTY: 0}
+    filler = 0  # tokens covered by "empty" phrases (test, greetings, signatures)
+    for m in matches:
+        for kind, _slug, _w in m.hits:
+            if kind in counts:
+                counts[kind] += 1
+                if kind == EMPTY:
+                    filler += m.end - m.start
+    petition = sum(scores.values())
+    words = _TOKEN_RE.findall(_URL_RE.sub(" ", normalise(text)))
+    links = len(_URL_RE.findall(text))
+    if counts[SPAM] >= 2 or (counts[SPAM] and petition < 2) or links >= lexicon.max_links \
+            or _foreign(words):
+        flags.add("spam")
+    if counts[ABUSE] and petition < 2:
+        flags.add("abuse")
+    content = len(words) - filler
+    if not flags - {"auto"} and not petition and content <= 3:
+        flags.add("empty")
+    return frozenset(flags)
+
+
+# Common Vietnamese syllables, without accents: if a long text has none of
+# these and no diacritics it is not Vietnamese.
+_VI_COMMON = frozenset(
+    "va la cua co khong duoc nguoi cho nay toi chung o da dang se rat mot nhung cac ve khi "
+    "thi de nha dan phuong xin cam on em anh chi ong ba bi roi lam di den tai vi sao gi "
+    "nhieu qua the con duong nuoc dien xe".split()
+)
+
+
+def _foreign(words: list[str]) -> bool:
+    letters = [w for w in words if not w.isdigit()]
+    if len(letters) < 6:
+        return False
+    if any(any(_is_vietnamese_letter(c) for c in w) for w in letters):
+        return False
+    if not all(w.isascii() for w in letters):
+        return True  # another script altogether (Chinese, Cyrillic, ...)
+    common = sum(1 for w in letters if w in _VI_COMMON)
+    return common / len(letters) < 0.12
