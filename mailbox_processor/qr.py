@@ -168,7 +168,9 @@ def encode(uri: str, level: str, size_cm: float, where: str) -> tuple[int, Matri
     limit = max_version(size_cm)
     try:
         qr.make(fit=True)
-    except qrcode.exceptions.DataOverflowError:
+    # qrcode 8 reports overflow as ValueError("Invalid version (was 41 ...)"),
+    # older releases as DataOverflowError: both mean "no version holds it".
+    except (qrcode.exceptions.DataOverflowError, ValueError):
         raise ConfigError(
             f"{where}: the link is {len(uri)} bytes, more than any QR code holds at level "
             f"{level}; shorten qr.subject or qr.body"
@@ -238,21 +240,25 @@ def _pil_font(bold: bool, px: int) -> ImageFont.FreeTypeFont:
 
 
 def png(code: Code, size_cm: float, dpi: int, caption: bool = True) -> bytes:
-    """The code at dpi with whole-pixel modules, size_cm wide plus the quiet zone.
+    """The code exactly size_cm wide at dpi, plus the quiet zone.
 
+    Module edges are rounded to whole pixels one by one, so a module is 21 or 22
+    pixels rather than the code being a few millimetres off the size asked for.
     Under it, when caption is set, the location name and the address, so the
     person putting posters up knows which is which (and a citizen can type it).
     """
-    box = max(1, round(size_cm / 2.54 * dpi / code.modules))
-    side = (code.modules + 2 * QUIET_ZONE) * box
+    width = round(size_cm / 2.54 * dpi)
+    n = code.modules
+    quiet = math.ceil(QUIET_ZONE * width / n)
+    edge = [quiet + round(i * width / n) for i in range(n + 1)]
+    side = width + 2 * quiet
+    box = round(width / n)
     lines = (_nfc(code.location.name), code.address) if caption else ()
-    caption_px = _caption_height(side, box, lines)
-    img = Image.new("L", (side, side + caption_px), 255)
+    img = Image.new("L", (side, side + _caption_height(side, box, lines)), 255)
     draw = ImageDraw.Draw(img)
     for y, row in enumerate(code.matrix):
         for x0, x1 in _runs(row):
-            left, top = (QUIET_ZONE + x0) * box, (QUIET_ZONE + y) * box
-            draw.rectangle((left, top, (QUIET_ZONE + x1) * box - 1, top + box - 1), fill=0)
+            draw.rectangle((edge[x0], edge[y], edge[x1] - 1, edge[y + 1] - 1), fill=0)
     if lines:
         _draw_caption(draw, side, box, lines)
     out = io.BytesIO()
