@@ -232,6 +232,35 @@ def show(obj: _Obj, ref: str, fmt: str, attachments_dir: str | None) -> None:
 
 # ===== digest commands (issue 5) =====
 
+
+@cli.group("digest")
+def digest_group() -> None:
+    """The leaders' digest of new submissions."""
+
+
+@digest_group.command("send")
+@click.option("--dry-run", is_flag=True, help="Build and measure the digest; send and mark nothing.")
+@pass_obj
+def digest_send(obj: _Obj, dry_run: bool) -> None:
+    """Send one digest of everything not yet in a digest (exactly once)."""
+    from . import digest
+
+    result = digest.send(obj.config, obj.store(), dry_run=dry_run)
+    click.echo(result.line())
+
+
+@digest_group.command("preview")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="HTML file; the text version goes next to it with .txt.")
+@pass_obj
+def digest_preview(obj: _Obj, out: str) -> None:
+    """Write the next digest (FILE and FILE.txt) without sending or marking anything."""
+    from . import digest
+
+    html, text = digest.preview(obj.config, obj.store(), Path(out))
+    click.echo(f"preview written: {html} and {text}")
+
+
 # ===== qr command (issue 6) =====
 
 
