@@ -266,7 +266,7 @@ def digest_preview(obj: _Obj, out: str) -> None:
 
 @cli.command("qr")
 @click.option("--location", "slug", metavar="SLUG", help="One location from [[locations]].")
-@click.option("--all", "all_", is_flag=True, help="Every location, and posters.pdf with them all.")
+@click.option("--all", "all_", is_flag=True, help="Every location, and all_posters.pdf.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder.")
 @click.option("--no-caption", is_flag=True, help="PNG without the name and address under it.")
 @pass_obj
@@ -286,7 +286,7 @@ def qr_command(obj: _Obj, slug: str | None, all_: bool, out: str, no_caption: bo
         click.echo(str(path))
 
 
-def _progress(items: tuple[Any, ...]) -> Any:
+def _progress(items: Any) -> Any:
     """A progress bar on stderr for many locations; a few finish before one is worth reading."""
     from .qr import PROGRESS_FROM
 

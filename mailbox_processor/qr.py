@@ -59,6 +59,7 @@ HFVALUE_SAFE = "@"
 A4_MM = (210.0, 297.0)
 POSTER_CODE_CM = (8.0, 12.0)  # the code on a poster: at least, at most (size_cm in between)
 POSTER_TEMPLATE = "poster.txt"
+ALL_POSTERS = "all_posters.pdf"  # "_" is never in a slug, so no location's file has this name
 PROGRESS_FROM = 5  # locations; fewer finish before a bar would be worth reading
 
 
@@ -96,6 +97,8 @@ def mailto(address: str, *, slug: str | None = None, tag: str = "plus",
     tag = "plus" puts the slug in the address (hopthu+tdp1@…), "subject" appends
     "[tdp1]" to the subject, "none" leaves the location out.
     """
+    if tag not in ("plus", "subject", "none"):
+        raise ConfigError(f"qr.tag must be \"plus\", \"subject\" or \"none\", not {tag!r}")
     to = tagged_address(address, slug if tag == "plus" else None)
     if tag == "subject" and slug:
         subject = f"{subject} [{slug}]".strip()
@@ -163,8 +166,7 @@ def max_version(size_cm: float) -> int:
 
 def encode(uri: str, level: str, size_cm: float, where: str) -> tuple[int, Matrix]:
     """(version, modules) for uri, or a ConfigError saying what to shorten."""
-    qr = qrcode.QRCode(error_correction=LEVELS[level], border=0)
-    qr.add_data(uri.encode("ascii"), optimize=0)
+    qr = _qrcode(uri, level, border=0)
     limit = max_version(size_cm)
     try:
         qr.make(fit=True)
@@ -184,6 +186,13 @@ def encode(uri: str, level: str, size_cm: float, where: str) -> tuple[int, Matri
         )
     matrix = tuple(tuple(bool(m) for m in row) for row in qr.modules)
     return qr.version, matrix
+
+
+def _qrcode(uri: str, level: str, border: int) -> qrcode.QRCode:
+    qr = qrcode.QRCode(error_correction=LEVELS[level], border=border, box_size=10)
+    # optimize=0: one byte-mode segment, the plainest encoding for every decoder.
+    qr.add_data(uri.encode("ascii"), optimize=0)
+    return qr
 
 
 def make_code(config: Config, location: Location) -> Code:
@@ -295,9 +304,7 @@ def _fit_font(draw: ImageDraw.ImageDraw, text: str, *, bold: bool, px: int,
 
 def svg(code: Code, size_cm: float) -> bytes:
     """A single-path SVG (qrcode's SvgPathImage, white background), size_cm wide plus quiet zone."""
-    img = qrcode.make(code.uri.encode("ascii"), image_factory=SvgPathFillImage,
-                      version=code.version, error_correction=LEVELS[code.level],
-                      border=QUIET_ZONE, box_size=10)
+    img = _qrcode(code.uri, code.level, QUIET_ZONE).make_image(image_factory=SvgPathFillImage)
     root = ET.fromstring(img.to_string())
     # qrcode draws 1 mm modules; the viewBox keeps that grid, width/height scale it.
     total_mm = size_cm * 10 * (code.modules + 2 * QUIET_ZONE) / code.modules
@@ -391,12 +398,11 @@ class _Poster(FPDF):
         self.set_creator("mailbox-processor")
 
 
-def poster_pdf(config: Config, codes: Sequence[Code],
-               progress: Callable[[Iterable[Code]], Any] | None = None) -> bytes:
+def poster_pdf(config: Config, codes: Sequence[Code]) -> bytes:
     """An A4 PDF with one poster per code."""
     pdf = _Poster()
     pdf.set_title(_nfc(config.mailbox.name))
-    for code in (progress(codes) if progress else codes):
+    for code in codes:
         blocks = poster_blocks(config, code)
         _add_poster(pdf, blocks, code, _poster_code_mm(config.qr.size_cm))
     return bytes(pdf.output())
@@ -559,30 +565,38 @@ DRAW: dict[str, Callable[..., None]] = {
 # ----- files ----------------------------------------------------------------------------
 
 
-def write_location(config: Config, code: Code, out: Path, caption: bool = True) -> list[Path]:
-    """SLUG.png, SLUG.svg and SLUG.pdf in out."""
+def render_location(config: Config, code: Code, caption: bool = True) -> dict[str, bytes]:
+    """{file name: contents}: SLUG.png, SLUG.svg and SLUG.pdf."""
     q = config.qr
     slug = code.location.slug
-    return [
-        _write(out / f"{slug}.png", png(code, q.size_cm, q.dpi, caption)),
-        _write(out / f"{slug}.svg", svg(code, q.size_cm)),
-        _write(out / f"{slug}.pdf", poster_pdf(config, [code])),
-    ]
+    return {
+        f"{slug}.png": png(code, q.size_cm, q.dpi, caption),
+        f"{slug}.svg": svg(code, q.size_cm),
+        f"{slug}.pdf": poster_pdf(config, [code]),
+    }
+
+
+def write_location(config: Config, code: Code, out: Path, caption: bool = True) -> list[Path]:
+    return _write_files(out, render_location(config, code, caption))
 
 
 def write_all(config: Config, out: Path, caption: bool = True,
-              progress: Callable[[Sequence[Location]], Any] | None = None) -> list[Path]:
-    """Every location's files, and posters.pdf with one poster per page."""
+              progress: Callable[[list[Code]], Iterable[Code]] | None = None) -> list[Path]:
+    """Every location's files, and ALL_POSTERS with one poster per page."""
     if not config.locations:
         raise ConfigError(f"{config.path}: no [[locations]]; add one per place a poster hangs")
-    codes = [make_code(config, loc) for loc in config.locations]  # every error before any file
-    written: list[Path] = []
-    locations = progress(config.locations) if progress else config.locations
-    by_slug = {c.location.slug: c for c in codes}
-    for loc in locations:
-        written += write_location(config, by_slug[loc.slug], out, caption)
-    written.append(_write(out / "posters.pdf", poster_pdf(config, codes)))
-    return written
+    codes = [make_code(config, loc) for loc in config.locations]
+    rendered: dict[str, bytes] = {}
+    for code in progress(codes) if progress else codes:
+        rendered |= render_location(config, code, caption)
+    rendered[ALL_POSTERS] = poster_pdf(config, codes)
+    return _write_files(out, rendered)
+
+
+def _write_files(out: Path, rendered: dict[str, bytes]) -> list[Path]:
+    # Everything is rendered before anything is written: a bad template or an
+    # overlong link leaves no half-made set of posters behind.
+    return [_write(out / name, data) for name, data in rendered.items()]
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -590,7 +604,7 @@ def _write(path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
-        tmp.replace(path)  # a half-written poster is worse than none
+        tmp.replace(path)  # a reader never sees a half-written file
     except OSError as e:
         raise ConfigError(f"--out {path.parent}: cannot write {path.name}: {e.strerror}") from None
     return path

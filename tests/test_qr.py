@@ -219,8 +219,8 @@ def test_all_writes_every_location_and_one_pdf_with_a_page_each(
     for loc in locations:
         assert decode(Image.open(out / f"{loc['slug']}.png")) == [
             expected_uri(config, loc["slug"])]
-    pages = pdf_pages(out / "posters.pdf", dpi=150)
-    texts = pdf_text(out / "posters.pdf")
+    pages = pdf_pages(out / "all_posters.pdf", dpi=150)
+    texts = pdf_text(out / "all_posters.pdf")
     assert len(pages) == len(texts) == len(locations)
     for loc, page, text in zip(locations, pages, texts, strict=True):
         assert decode(page) == [expected_uri(config, loc["slug"])]
@@ -324,6 +324,7 @@ def test_broken_poster_template_exits_2(make_config: Callable[..., Path],
     (config.parent / "poster.txt").write_text("title: {{ no_such_name }}\nqr:\n", "utf-8")
     result = run_cli(config, "qr", "--location", "tdp1", "--out", str(tmp_path / "o"))
     assert_one_line_error(result, "poster.txt", "no_such_name")
+    assert not (tmp_path / "o").exists()  # nothing half-made: no PNG without its poster
     (config.parent / "poster.txt").write_text("headline: Góp ý\nqr:\n", "utf-8")
     result = run_cli(config, "qr", "--location", "tdp1", "--out", str(tmp_path / "o"))
     assert_one_line_error(result, "poster.txt line 1", "kind")
