@@ -1,0 +1,137 @@
+"""Urgent alerts: batched, marked only after the server accepted, retried after a failure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mailbox_processor import alerts
+from mailbox_processor import config as config_mod
+from mailbox_processor.errors import TransientError
+from mailbox_processor.store import Store
+from tests.conftest import run_cli
+from tests.smtpd import SmtpServer
+from tests.test_digest import add, html_of, text_of
+
+FIRE = "Cháy ở nhà số 9 ngõ 4, lửa bốc cao, cần cứu hỏa ngay!"
+WIRE = "Dây điện đứt rơi xuống đường trước chợ, đang tóe lửa."
+GAS = "Mùi gas nồng nặc ở tầng 3 chung cư, mọi người đang sơ tán."
+
+
+def _setup(make_config: Callable[..., Path], port: int, **sections: dict) -> tuple[Path, Store]:
+    path = make_config(smtp={"host": "127.0.0.1", "port": port, "security": "none"}, **sections)
+    cfg = config_mod.load(path)
+    return path, Store.open(cfg.store.path)
+
+
+def _alerted(store: Store) -> set[str]:
+    return {r[0] for r in store.conn.execute("SELECT ref FROM submission WHERE alerted=1")}
+
+
+def test_several_urgent_items_go_out_in_one_alert(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    path, store = _setup(make_config, smtp_plain.port)
+    cfg = config_mod.load(path)
+    key = archive_keys[0]
+    urgent = [add(store, key, t, urgency="khan", category=c) for t, c in
+              ((FIRE, "an-ninh-trat-tu"), (WIRE, "dien-nuoc-thoat-nuoc"), (GAS, "an-ninh-trat-tu"))]
+    add(store, key, "Đề nghị trồng thêm cây xanh ở công viên.", category="moi-truong")
+    assert alerts.send_pending(cfg, store) == 3
+    [msg] = smtp_plain.messages()
+    assert msg["Subject"] == "[KHẨN] Hòm thư số: 3 phản ánh khẩn cấp"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg.get_content_type() == "multipart/alternative"
+    text = text_of(msg)
+    for ref in urgent:
+        assert ref in text and ref in html_of(msg)
+    assert "cây xanh" not in text
+    assert _alerted(store) == set(urgent)
+    assert alerts.send_pending(cfg, store) == 0  # nothing twice
+    assert len(smtp_plain.envelopes) == 1
+
+
+def test_a_failed_alert_marks_nothing_and_is_retried(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer, smtp_down_port: int,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    path, store = _setup(make_config, smtp_down_port)
+    ref = add(store, archive_keys[0], FIRE, urgency="khan")
+    with pytest.raises(TransientError, match="connection refused"):
+        alerts.send_pending(config_mod.load(path), store)
+    assert _alerted(store) == set()
+    smtp_plain.handler.refuse = True
+    path = make_config(smtp={"host": "127.0.0.1", "port": smtp_plain.port, "security": "none"})
+    with pytest.raises(TransientError, match="451"):
+        alerts.send_pending(config_mod.load(path), store)
+    assert _alerted(store) == set()
+    smtp_plain.handler.refuse = False
+    assert alerts.send_pending(config_mod.load(path), store) == 1
+    assert _alerted(store) == {ref}
+
+
+def test_the_alerted_item_still_appears_in_the_next_digest_marked_so(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    path, store = _setup(make_config, smtp_plain.port)
+    ref = add(store, archive_keys[0], FIRE, urgency="khan", category="an-ninh-trat-tu")
+    assert alerts.send_pending(config_mod.load(path), store) == 1
+    run_cli(path, "digest", "send", check=True)
+    _alert, digest_msg = smtp_plain.messages()
+    assert f"[{ref}]" in text_of(digest_msg)
+    assert "đã báo khẩn" in text_of(digest_msg)
+
+
+def test_spam_and_automatic_mail_never_alert(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    path, store = _setup(make_config, smtp_plain.port)
+    add(store, archive_keys[0], "CHÁY HÀNG! Giảm giá 90% hôm nay!", urgency="khan", flags=("spam",))
+    add(store, archive_keys[0], FIRE, urgency="khan", flags=("auto",))
+    assert alerts.send_pending(config_mod.load(path), store) == 0
+    assert smtp_plain.envelopes == []
+
+
+def test_a_staff_correction_to_urgent_alerts(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    path, store = _setup(make_config, smtp_plain.port)
+    ref = add(store, archive_keys[0], GAS, urgency="thuong")
+    with store.transaction() as c:
+        c.execute("INSERT INTO label (ref, category, urgency, by_user, at) VALUES (?,?,?,?,?)",
+                  (ref, "an-ninh-trat-tu", "khan", "canbo", "2026-12-01T01:00:00+00:00"))
+    assert alerts.send_pending(config_mod.load(path), store) == 1
+
+
+def test_alerts_go_to_alerts_to_when_set_and_can_be_disabled(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    path, store = _setup(make_config, smtp_plain.port,
+                         alerts={"to": ["truc-ban@phuong.example.vn"]})
+    add(store, archive_keys[0], FIRE, urgency="khan")
+    assert alerts.send_pending(config_mod.load(path), store) == 1
+    assert smtp_plain.envelopes[0].rcpt_tos == ("truc-ban@phuong.example.vn",)
+    add(store, archive_keys[0], WIRE, urgency="khan")
+    path = make_config(smtp={"host": "127.0.0.1", "port": smtp_plain.port, "security": "none"},
+                       alerts={"enabled": False})
+    assert alerts.send_pending(config_mod.load(path), store) == 0
+
+
+def test_citizen_text_is_escaped_in_alerts_and_absent_from_headers(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    path, store = _setup(make_config, smtp_plain.port)
+    add(store, archive_keys[0], "<script>alert(1)</script> {{ 7*7 }} cháy!", urgency="khan")
+    alerts.send_pending(config_mod.load(path), store)
+    [env] = smtp_plain.envelopes
+    html = html_of(env.message())
+    assert "<script" not in html and "&lt;script&gt;" in html and "{{ 7*7 }}" in html
+    assert b"script" not in env.data.split(b"\r\n\r\n", 1)[0]
