@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,10 +130,8 @@ class Mailbox:
                     self.client.create_folder(name)
 
     def close(self) -> None:
-        try:
+        with suppress(Exception):
             self.client.logout()
-        except Exception:
-            pass
 
     def select(self) -> int:
         with _errors(f"selecting {self.folder}"):

@@ -12,6 +12,7 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -118,10 +119,11 @@ class Dovecot:
     port: int
     tls_port: int
     cert: Path
+    password: str = PASSWORD
     process: subprocess.Popen | None = None
 
     @classmethod
-    def create(cls) -> Dovecot:
+    def create(cls, password: str = PASSWORD) -> Dovecot:
         if not os.path.exists(DOVECOT):
             pytest.skip("dovecot is not installed (scripts/test installs dovecot-imapd)")
         d = Path(tempfile.mkdtemp(prefix="hts-dovecot-"))
@@ -137,16 +139,17 @@ class Dovecot:
             login_user = internal_user = uid = me
             gid = str(os.getegid())
         dh = "ssl_dh = </usr/share/dovecot/dh.pem" if Path("/usr/share/dovecot/dh.pem").exists() else ""
-        server = cls(folder=d, port=free_port(), tls_port=free_port(), cert=cert)
+        server = cls(folder=d, port=free_port(), tls_port=free_port(), cert=cert, password=password)
         (d / "dovecot.conf").write_text(CONF.format(
             d=d, login_user=login_user, internal_user=internal_user, uid=uid, gid=gid, dh=dh,
-            password=PASSWORD, port=server.port, tls_port=server.tls_port))
+            password=password, port=server.port, tls_port=server.tls_port))
         return server
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.folder / "dovecot.conf")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,  # so stop() can take its imap processes down with it
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -162,13 +165,10 @@ class Dovecot:
         raise RuntimeError("dovecot did not start listening in 20 s")
 
     def stop(self) -> None:
+        """An outage: the master and every connection it serves go away at once."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
         self.process = None
 
     def destroy(self) -> None:
@@ -179,7 +179,7 @@ class Dovecot:
 
     def client(self, user: str) -> imapclient.IMAPClient:
         c = imapclient.IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
-        c.plain_login(user, PASSWORD)
+        c.plain_login(user, self.password)
         return c
 
     def append(self, user: str, messages: list[bytes], folder: str = "INBOX",
@@ -218,7 +218,7 @@ class ImapAccount:
     def imap_config(self, **extra: object) -> dict[str, object]:
         """The [imap] table for this account over plain loopback, with a password file."""
         pw = self.server.folder / f"{self.user}.password"
-        pw.write_text(PASSWORD, encoding="utf-8")
+        pw.write_text(self.server.password, encoding="utf-8")
         return {"host": "127.0.0.1", "port": self.server.port, "security": "none",
                 "username": self.user, "password_file": str(pw), **extra}
 
