@@ -267,7 +267,7 @@ def digest_preview(obj: _Obj, out: str) -> None:
 @cli.command("qr")
 @click.option("--location", "slug", metavar="SLUG", help="One location from [[locations]].")
 @click.option("--all", "all_", is_flag=True, help="Every location, and all_posters.pdf.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder.")
+@click.option("--out", required=True, metavar="DIR", help="Folder (made if missing).")
 @click.option("--no-caption", is_flag=True, help="PNG without the name and address under it.")
 @pass_obj
 def qr_command(obj: _Obj, slug: str | None, all_: bool, out: str, no_caption: bool) -> None:

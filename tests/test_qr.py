@@ -192,6 +192,12 @@ def test_pdf_poster_is_a4_with_vietnamese_text(one: tuple[Path, Path]) -> None:
     for wanted in ("Hòm thư số", "Ủy ban MTTQ phường Ngọc Sơn", "Tổ dân phố 3", "Quét mã",
                    "Viết ý kiến", "Bấm gửi", "hopthu+tdp3@phuong.example.vn", "Bảo mật"):
         assert wanted in text, wanted
+    # The font travels inside the PDF, so any printer shows the same diacritics.
+    fonts = reader.pages[0]["/Resources"]["/Font"]
+    for ref in fonts.values():
+        font = ref.get_object()
+        descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+        assert "DejaVu" in font["/BaseFont"] and "/FontFile2" in descriptor
     # Honest wording: the mail provider still knows the sender.
     assert "ẩn danh" not in text.lower()
     assert "vẫn biết" in text
@@ -316,6 +322,12 @@ def test_the_same_long_body_fits_a_larger_code_at_a_lower_level(
     run_cli(config, "qr", "--location", "tdp1", "--out", str(tmp_path), check=True)
     [text] = decode(Image.open(tmp_path / "tdp1.png"))
     assert parse_qs(urlsplit(text).query)["body"] == ["x" * 150]
+
+
+def test_out_that_is_a_file_exits_2(make_config: Callable[..., Path], tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    result = run_cli(make_config(), "qr", "--location", "tdp1", "--out", str(tmp_path / "taken"))
+    assert_one_line_error(result, "--out", "cannot write")
 
 
 def test_broken_poster_template_exits_2(make_config: Callable[..., Path],
