@@ -342,7 +342,8 @@ def poster_blocks(config: Config, code: Code) -> list[Block]:
         text = env.from_string(source).render({k: _nfc(v) for k, v in values.items()})
     except jinja2.TemplateError as e:
         line = getattr(e, "lineno", None)
-        raise ConfigError(f"{name}{f' line {line}' if line else ''}: {e}") from None
+        message = " ".join(str(e).split())  # syntax errors quote the line on a second one
+        raise ConfigError(f"{name}{f' line {line}' if line else ''}: {message}") from None
     return parse_blocks(text, name)
 
 

@@ -337,6 +337,9 @@ def test_broken_poster_template_exits_2(make_config: Callable[..., Path],
     result = run_cli(config, "qr", "--location", "tdp1", "--out", str(tmp_path / "o"))
     assert_one_line_error(result, "poster.txt", "no_such_name")
     assert not (tmp_path / "o").exists()  # nothing half-made: no PNG without its poster
+    (config.parent / "poster.txt").write_text("qr:\ntitle: {% if %}\n", "utf-8")
+    result = run_cli(config, "qr", "--location", "tdp1", "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "poster.txt line 2")
     (config.parent / "poster.txt").write_text("headline: Góp ý\nqr:\n", "utf-8")
     result = run_cli(config, "qr", "--location", "tdp1", "--out", str(tmp_path / "o"))
     assert_one_line_error(result, "poster.txt line 1", "kind")
