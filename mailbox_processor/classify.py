@@ -47,7 +47,7 @@ FLAG_TABLES = ("spam", "abuse", "empty")
 SHIPPED = "categories.toml"
 
 # Hit kinds. A phrase may carry several hits ("cháy nhà": a category and khan).
-CAT, KHAN, SOM, NEG, NONEG, RESOLVED, SPAM, ABUSE, EMPTY, IGNORE = range(10)
+CAT, KHAN, SOM, NEG, NONEG, RESOLVED, SPAM, ABUSE, EMPTY, IGNORE, ONGOING = range(11)
 
 _SENTENCE_RE = re.compile(r"[.!?;…\n]+")
 _TOKEN_RE = re.compile(r"[^\W_]+")
@@ -132,6 +132,7 @@ class Lexicon:
     unaccented_below: float = 0.25
     negation_window: int = 3
     max_links: int = 3
+    min_score: float = 1.0
 
     def name(self, slug: str) -> str:
         return dict(self.names).get(slug, slug)
@@ -237,7 +238,7 @@ class _Builder:
         t = self._table(value, "settings")
         out: dict[str, Any] = {}
         rules = {"unaccented_below": (float, 0.0, 1.0), "negation_window": (int, 1, 10),
-                 "max_links": (int, 1, 100)}
+                 "max_links": (int, 1, 100), "min_score": (float, 0.0, 100.0)}
         for key, v in t.items():
             if key not in rules:
                 raise self.fail("settings", key, f"unknown setting {key!r}")
@@ -296,7 +297,7 @@ class _Builder:
                 self._add(phrase, (kinds[key], "", 1.0), table, phrase)
 
     def _urgency(self, value: object) -> None:
-        self._lists(value, "urgency", {"khan": KHAN, "som": SOM})
+        self._lists(value, "urgency", {"khan": KHAN, "som": SOM, "ongoing": ONGOING})
 
     def _negation(self, value: object) -> None:
         self._lists(value, "negation", {"before": NEG, "not_negation": NONEG,
@@ -425,11 +426,12 @@ def classify_text(text: str, lexicon: Lexicon, *, automatic: bool = False) -> Cl
     for m in matches:
         for kind, slug, weight in m.hits:
             if kind == CAT:
-                # The first concrete problem named is usually the one to act on.
-                boost = 1.5 if m.position < 25 else 1.0
+                # The first concrete problem named is usually the one to act on;
+                # a smooth decay also makes exact ties rare.
+                boost = 1.0 + 0.5 * math.exp(-m.position / 30.0)
                 scores[slug] = scores.get(slug, 0.0) + weight * boost
                 cues.setdefault(slug, []).append(m.phrase)
-    category, confidence = _decide(scores)
+    category, confidence = _decide(scores, lexicon.min_score)
     urgency, urgency_cues = _urgency(matches, negated)
     flags = _flags(text, matches, scores, lexicon, automatic)
     if flags & {"spam", "auto", "empty"}:
@@ -444,13 +446,13 @@ def classify_text(text: str, lexicon: Lexicon, *, automatic: bool = False) -> Cl
     )
 
 
-def _decide(scores: dict[str, float]) -> tuple[str, float]:
+def _decide(scores: dict[str, float], min_score: float) -> tuple[str, float]:
     if not scores:
         return FALLBACK, 0.0
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     top_slug, top = ranked[0]
     second = ranked[1][1] if len(ranked) > 1 else 0.0
-    if top - second < 1e-9:
+    if top - second < 1e-9 or top < min_score:
         return FALLBACK, 0.0
     share = top / sum(scores.values())
     evidence = 1.0 - math.exp(-top / 3.0)
@@ -477,15 +479,18 @@ def _negated(matches: list[Match], window: int) -> set[Match]:
 
 
 def _urgency(matches: list[Match], negated: set[Match]) -> tuple[str, list[str]]:
-    found: dict[int, list[str]] = {KHAN: [], SOM: []}
+    found: dict[int, list[str]] = {KHAN: [], SOM: [], ONGOING: []}
     for m in matches:
         if m in negated:
             continue
         for kind, _slug, _w in m.hits:
             if kind in found:
                 found[kind].append(m.phrase)
-    if found[KHAN]:
+    if found[KHAN] and not found[ONGOING]:
         return "khan", found[KHAN]
+    if found[KHAN]:
+        # A danger that has lasted weeks is serious but not sudden.
+        return "som", found[KHAN] + found[ONGOING]
     if found[SOM]:
         return "som", found[SOM]
     return "thuong", []
