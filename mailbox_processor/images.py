@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 
 from PIL import Image as PILImage
 from PIL import ImageOps
@@ -17,6 +18,11 @@ from PIL import ImageOps
 from .models import Image
 
 log = logging.getLogger(__name__)
+
+# Pillow's EXIF reader logs every tag it reads at DEBUG — camera serial number,
+# GPS position. A level on the library's logger stops those records from being
+# made at all (a handler trick would not: any handler attached to "PIL" sees them).
+logging.getLogger("PIL").setLevel(logging.WARNING)
 
 MAX_SIDE = 2048
 # Pillow's decompression-bomb guard, set explicitly rather than trusting the
@@ -28,6 +34,13 @@ FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")  # JPEG also opens MPO (iPhone)
 JPEG_QUALITY = 85
 
 
+# What Pillow's decoders raise on hostile or truncated files (each plugin differs).
+DECODE_ERRORS = (
+    PILImage.DecompressionBombError, PILImage.DecompressionBombWarning, OSError, ValueError,
+    SyntaxError, EOFError, MemoryError, TypeError, IndexError, KeyError, ZeroDivisionError,
+)
+
+
 class Unreadable(Exception):
     """The bytes are not an image we accept, or decoding them failed."""
 
@@ -36,19 +49,22 @@ def scrub(data: bytes, number: int) -> Image:
     """The photo as a fresh JPEG (or PNG when it has transparency) named anh-N.*."""
     _register_heif()
     try:
-        with PILImage.open(io.BytesIO(data), formats=FORMATS) as img:
+        with warnings.catch_warnings():
+            # Between MAX_PIXELS and twice that Pillow only warns: make it refuse.
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            img = PILImage.open(io.BytesIO(data), formats=FORMATS)
+        with img:
             if img.width * img.height > MAX_PIXELS:
                 raise Unreadable("too many pixels")
             img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale, faster
             img.seek(0)  # animated GIF/WebP: the first frame is enough
             img.load()
-            upright = _upright(img)
+            fresh = _rebuild(_upright(img))
     except Unreadable:
         raise
-    except (PILImage.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError,
-            MemoryError, TypeError, IndexError, KeyError, ZeroDivisionError) as e:
+    except DECODE_ERRORS as e:
         raise Unreadable(type(e).__name__) from None
-    return _encode(_rebuild(upright), number)
+    return _encode(fresh, number)
 
 
 def _upright(img: PILImage.Image) -> PILImage.Image:

@@ -39,11 +39,10 @@ from .models import Headers, Parsed, Part, SenderIdentity
 
 log = logging.getLogger(__name__)
 
-# mail-parser logs attachment file names and header names at DEBUG: a camera
-# file name links submissions from one phone, so none of it may reach our logs.
-_mailparser_log = logging.getLogger("mailparser")
-_mailparser_log.propagate = False
-_mailparser_log.addHandler(logging.NullHandler())
+# mail-parser logs attachment file names at DEBUG and undecodable header values
+# at ERROR: none of it may reach our logs. A level above CRITICAL means its
+# records are never even made, whatever handlers an operator attaches.
+logging.getLogger("mailparser").setLevel(logging.CRITICAL + 1)
 
 AUTOMATIC_SENDERS = ("mailer-daemon", "postmaster")
 

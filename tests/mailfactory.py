@@ -116,7 +116,8 @@ def citizen_mail(
         files.insert(0, ("image/jpeg", photo_name, photo))
     msg = builder(text, encoding, files)
     _envelope(msg, client, subject, from_, to)
-    return msg.as_bytes()
+    # CRLF, as an IMAP server hands the message over.
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
 
 
 # ----- clients --------------------------------------------------------------------
@@ -226,10 +227,10 @@ def _envelope(msg: MIMEBase, client: str, subject: str, from_: tuple[str, str], 
         ("Delivered-To", to),
         ("Received", f"from {PLANTED.hostname} ({PLANTED.hostname} [{PLANTED.ipv4}])\r\n"
                      "\tby mx.phuong.example.vn (Postfix) with ESMTPS id 4XyZ1\r\n"
-                     "\tfor <hopthu@phuong.example.vn>; Thu, 20 Nov 2026 08:15:02 +0700"),
+                     "\tfor <hopthu@phuong.example.vn>; Fri, 20 Nov 2026 08:15:02 +0700"),
         ("Received", f"from [IPv6:{PLANTED.ipv6}] ([{PLANTED.ipv6}])\r\n"
                      "\tby smtp.gmail.com with ESMTPSA id a1b2c3; "
-                     "Thu, 20 Nov 2026 08:15:01 +0700"),
+                     "Fri, 20 Nov 2026 08:15:01 +0700"),
     ]
     display = _encode_word(from_[0], client)
     name = f"{display} <{from_[1]}>" if from_[0] else from_[1]
@@ -237,7 +238,7 @@ def _envelope(msg: MIMEBase, client: str, subject: str, from_: tuple[str, str], 
         ("From", name),
         ("To", to),
         ("Subject", _encode_word(subject, client)),
-        ("Date", "Thu, 20 Nov 2026 08:15:00 +0700"),
+        ("Date", "Fri, 20 Nov 2026 08:15:00 +0700"),
         ("Message-ID", f"<{PLANTED.message_id}>"),
         ("MIME-Version", "1.0 (1.0)" if client == "iphone" else "1.0"),
     ]
