@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from . import ack, pipeline
+from . import ack, pipeline, retention
 from .config import Config
 from .errors import TransientError
 from .imap import BATCH_BYTES, Mailbox, Meta
@@ -238,6 +238,8 @@ class Daemon:
         ctx = pipeline.Context.load(self.config)
         self.acknowledger = ack.Acknowledger(self.config)
         self.hooks.append(self.acknowledger.send_pending)
+        if self.config.retention.purge_daily:
+            self.hooks.append(retention.DailyPurge(self.config, on_progress=self.notify.watchdog))
         with single_instance(self.config):
             store = Store.open(self.config.store.path)
             try:

@@ -412,6 +412,22 @@ class Store:
 
     # ===== labels and exports (issue 4) =====
 
+    def add_label(self, ref: str, category: str, urgency: str | None, by_user: str) -> None:
+        """Record a staff correction; the newest one per ref wins in rows()."""
+        ref = ref.upper()
+        with self.transaction() as c:
+            if not c.execute("SELECT 1 FROM submission WHERE ref=?", (ref,)).fetchone():
+                raise ConfigError(f"{ref}: no such submission in the store "
+                                  "(unknown, or quarantined mail, which has no readable copy)")
+            c.execute(
+                "INSERT INTO label (ref, category, urgency, by_user, at) VALUES (?,?,?,?,?)",
+                (ref, category, urgency, by_user, now_utc()),
+            )
+
+    def labelled_refs(self) -> set[str]:
+        """Refs whose labels a member of staff has corrected."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT ref FROM label")}
+
     # ===== digests and alerts (issue 5) =====
 
     def pending_digest(self) -> tuple[int, str] | None:
@@ -615,23 +631,25 @@ class Store:
         }
 
     def purge(self, cutoff: dt.date, everything: bool) -> list[str]:
-        """Drop the seals (and with `everything` the readable copies) of messages received
-        before `cutoff`; refs whose seal was dropped now.
+        """Drop the seals of messages received before `cutoff`; refs whose seal went now.
 
         The message row stays as a tombstone (ref, content hash, date): a copy that
-        turns up again (a provider's "All Mail", a restore) is still known, not new.
+        turns up again (a provider's "All Mail", a restore) is still known, not new,
+        and its IMAP copy can still be found by hash. With `everything` the readable
+        copy and the tombstone go too: nothing about those messages is left.
         """
         day = cutoff.isoformat()
+        old = "(SELECT ref FROM message WHERE received_on<?)"
         with self.transaction() as c:
             refs = [r[0] for r in c.execute(
                 "SELECT m.ref FROM message m JOIN sealed s USING (ref) WHERE m.received_on<? "
                 "ORDER BY m.rowid", (day,)
             )]
-            old = "(SELECT ref FROM message WHERE received_on<?)"
             c.execute(f"DELETE FROM sealed WHERE ref IN {old}", (day,))
             c.execute(f"UPDATE message SET purged_at=? WHERE purged_at IS NULL AND ref IN {old}",
                       (now_utc(), day))
             if everything:
-                for table in ("image", "label", "status_change", "submission"):
+                for table in ("image", "label", "status_change", "submission", "acknowledgement",
+                              "reply", "mailbox_uid", "message"):
                     c.execute(f"DELETE FROM {table} WHERE ref IN {old}", (day,))
         return refs

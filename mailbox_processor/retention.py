@@ -1,0 +1,156 @@
+"""Retention: after `[retention] days`, the sealed originals go, here and on the server.
+
+The store drops the seals (and with `--all` the readable copies) of mail
+received before the cutoff; then the copies in the IMAP Processed and
+Quarantine folders are found by content hash and deleted. Matching by hash,
+not by a remembered UID: the hash is already stored for deduplication, it
+survives a UIDVALIDITY change or a server migration, and the intake code
+needs no change. INTERNALDATE (which MOVE and COPY keep) narrows what must
+be downloaded to the messages old enough to be candidates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from .config import Config
+from .errors import TransientError
+from .imap import BATCH_BYTES, Mailbox
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+ALL_UIDS = 2**32 - 1  # the largest UID IMAP allows
+META_CHUNK = 1000
+DAY = 24 * 3600.0
+RETRY_AFTER_FAILURE = 3600.0
+
+
+@dataclass(frozen=True)
+class Report:
+    cutoff: dt.date
+    sealed: int  # seals dropped in this run
+    readable: bool  # readable copies dropped too (--all)
+    imap_deleted: int
+
+
+def cutoff_for(config: Config, days: int, today: dt.date | None = None) -> dt.date:
+    """Mail received before this local date is older than `days` days."""
+    today = today or dt.datetime.now(ZoneInfo(config.mailbox.timezone)).date()
+    return today - dt.timedelta(days=days)
+
+
+def purge(config: Config, store: Store, days: int, everything: bool = False,
+          on_progress: Callable[[], None] = lambda: None) -> Report:
+    """Drop what is older than `days`: in the store first (local, certain), then on IMAP.
+
+    An IMAP failure raises TransientError after the store part is done; running
+    again finishes the job, because the hashes of purged mail stay in the store.
+    With `everything` the order is reversed, since the hashes go with the rest.
+    """
+    cutoff = cutoff_for(config, days)
+    if everything:
+        # --all forgets the hashes too: the server copies must go first, while they are known.
+        deleted = purge_imap(config, store.hashes_before(cutoff), cutoff, on_progress)
+        refs = store.purge(cutoff, everything)
+    else:
+        refs = store.purge(cutoff, everything)
+        deleted = purge_imap(config, store.hashes_before(cutoff), cutoff, on_progress)
+    for ref in refs:
+        log.info("%s: sealed original purged", ref)
+    return Report(cutoff=cutoff, sealed=len(refs), readable=everything, imap_deleted=deleted)
+
+
+def purge_imap(config: Config, hashes: dict[str, str], cutoff: dt.date,
+               on_progress: Callable[[], None] = lambda: None) -> int:
+    """Delete, in Processed and Quarantine, the messages whose content hash is in `hashes`."""
+    if not hashes:
+        return 0
+    c = config.imap
+    folders = [c.quarantine_folder]
+    if c.after_processing == "move":
+        folders.insert(0, c.processed_folder)
+    # Midnight of the cutoff day, local time: nothing newer can be a candidate.
+    before = dt.datetime.combine(cutoff, dt.time(0), ZoneInfo(config.mailbox.timezone))
+    mailbox = Mailbox.connect(config)
+    try:
+        return sum(_purge_folder(mailbox, folder, hashes, before, on_progress) for folder in folders)
+    finally:
+        mailbox.close()
+
+
+def _purge_folder(mailbox: Mailbox, folder: str, hashes: dict[str, str], before: dt.datetime,
+                  on_progress: Callable[[], None]) -> int:
+    mailbox.folder = folder
+    mailbox.select()
+    limit = mailbox.config.imap.max_message_bytes
+    uids = mailbox.uids_up_to(ALL_UIDS)
+    old: dict[int, int] = {}  # uid → size
+    for i in range(0, len(uids), META_CHUNK):
+        for uid, meta in mailbox.meta(uids[i : i + META_CHUNK]).items():
+            if meta.received < before:
+                old[uid] = meta.size
+        on_progress()
+    doomed: list[int] = []
+    for batch in _batches(old):
+        for uid, data in _contents(mailbox, batch, old, limit).items():
+            ref = hashes.get(hashlib.sha256(data).hexdigest())
+            if ref is not None:
+                doomed.append(uid)
+                log.info("%s: deleting uid %s from %s", ref, uid, folder)
+        on_progress()
+    mailbox.finish(sorted(doomed), None)
+    return len(doomed)
+
+
+def _batches(sizes: dict[int, int]) -> list[list[int]]:
+    """UIDs in groups of at most 50 messages and BATCH_BYTES, so memory stays bounded."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    total = 0
+    for uid in sorted(sizes):
+        if batch and (len(batch) >= 50 or total + sizes[uid] > BATCH_BYTES):
+            batches.append(batch)
+            batch, total = [], 0
+        batch.append(uid)
+        total += sizes[uid]
+    return [*batches, batch] if batch else batches
+
+
+def _contents(mailbox: Mailbox, batch: list[int], sizes: dict[int, int], limit: int) -> dict[int, bytes]:
+    """What intake hashed: the whole message, or only the header of one too large to fetch."""
+    small = [u for u in batch if sizes[u] <= limit]
+    data = mailbox.fetch(small)
+    for uid in batch:
+        if sizes[uid] > limit:
+            data[uid] = mailbox.fetch_header(uid)
+    return data
+
+
+class DailyPurge:
+    """A daemon hook: purge once soon after start, then every 24 hours."""
+
+    def __init__(self, config: Config, on_progress: Callable[[], None] = lambda: None) -> None:
+        self.config = config
+        self.on_progress = on_progress
+        self._next = 0.0
+
+    def __call__(self, store: Store) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + RETRY_AFTER_FAILURE
+        try:
+            report = purge(self.config, store, self.config.retention.days,
+                           on_progress=self.on_progress)
+        except TransientError as e:
+            raise TransientError(f"daily purge: {e}") from None
+        self._next = now + DAY
+        log.info("daily purge: %d seal(s) dropped, %d IMAP message(s) deleted (before %s)",
+                 report.sealed, report.imap_deleted, report.cutoff)
