@@ -15,6 +15,7 @@ import logging
 
 from . import digest, mail
 from .config import Config
+from .errors import ConfigError, TransientError
 from .store import Store, now_utc
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,9 @@ BATCH = 50
 def send_pending(config: Config, store: Store) -> int:
     """Send one alert for every urgent submission not yet alerted; return how many it covered.
 
-    Raises TransientError when the SMTP server cannot be reached or refuses
-    (nothing is marked; call again later). Returns 0 when alerts are disabled
+    Raises TransientError when the SMTP server cannot be reached or refuses, or
+    its settings are unusable (nothing is marked; call again later). Never
+    anything else for SMTP trouble, so the daemon's intake loop goes on. Returns 0 when alerts are disabled
     or there is no [smtp] section or no recipient.
     """
     if not config.alerts.enabled or config.smtp is None or not config.alert_recipients:
@@ -44,7 +46,12 @@ def send_pending(config: Config, store: Store) -> int:
     )
     msg["Importance"] = "high"
     msg["X-Priority"] = "1"
-    mail.send(config, msg, to=config.alert_recipients)
+    try:
+        mail.send(config, msg, to=config.alert_recipients)
+    except ConfigError as e:
+        # E.g. the SMTP password file went missing: intake must go on, so the daemon
+        # logs this every round instead of stopping; `check` reports it as a config error.
+        raise TransientError(f"alert not sent: {e}") from None
     refs = [row.ref for row in rows]
     store.mark_alerted(refs)
     log.info("alert sent for %d urgent item(s): %s", len(refs), " ".join(refs))

@@ -135,3 +135,17 @@ def test_citizen_text_is_escaped_in_alerts_and_absent_from_headers(
     html = html_of(env.message())
     assert "<script" not in html and "&lt;script&gt;" in html and "{{ 7*7 }}" in html
     assert b"script" not in env.data.split(b"\r\n\r\n", 1)[0]
+
+
+def test_a_missing_smtp_password_is_transient_so_intake_goes_on(
+    make_config: Callable[..., Path], smtp_starttls: SmtpServer,
+    archive_keys: tuple[Path, Path, Path], tmp_path: Path,
+) -> None:
+    table = smtp_starttls.smtp_config("starttls", tmp_path / "pw")
+    (tmp_path / "pw").unlink()
+    path = make_config(smtp=table)
+    store = Store.open(config_mod.load(path).store.path)
+    add(store, archive_keys[0], FIRE, urgency="khan")
+    with pytest.raises(TransientError, match="password_file"):
+        alerts.send_pending(config_mod.load(path), store)
+    assert _alerted(store) == set()
