@@ -178,9 +178,8 @@ class _Lines:
         for n in range(start + 1 if start else 1, len(self.lines) + 1):
             line = self.lines[n - 1]
             s = line.strip()
-            if start and n > start and s.startswith("[") and not s.startswith("[ "):
-                if re.match(r"^\[\[?[\w\".-]", s):
-                    break
+            if start and n > start and re.match(r"^\[\[?[\w\".-]", s):
+                break  # the next table: the key is not in this one
             if any(q in line for q in quoted) or re.match(rf"^\s*{re.escape(key)}\s*=", line):
                 return n
         return start
@@ -523,20 +522,24 @@ def _flags(text: str, matches: list[Match], scores: dict[str, float], lexicon: L
 
 # Common Vietnamese syllables, without accents: if a long text has none of
 # these and no diacritics it is not Vietnamese.
-_VI_COMMON = frozenset(
-    "va la cua co khong duoc nguoi cho nay toi chung o da dang se rat mot nhung cac ve khi "
-    "thi de nha dan phuong xin cam on em anh chi ong ba bi roi lam di den tai vi sao gi "
-    "nhieu qua the con duong nuoc dien xe".split()
-)
+_VI_COMMON = frozenset((
+    "va", "la", "cua", "co", "khong", "duoc", "nguoi", "cho", "nay", "toi", "chung", "o",
+    "da", "dang", "se", "rat", "mot", "nhung", "cac", "ve", "khi", "thi", "de", "nha", "dan",
+    "phuong", "xin", "cam", "on", "em", "anh", "chi", "ong", "ba", "bi", "roi", "lam", "di",
+    "den", "tai", "vi", "sao", "gi", "nhieu", "qua", "the", "con", "duong", "nuoc", "dien",
+    "xe", "ko", "k", "dc", "bac", "a", "oi",
+))
 
 
 def _foreign(words: list[str]) -> bool:
-    letters = [w for w in words if not w.isdigit()]
-    if len(letters) < 6:
+    """Long enough to judge, no Vietnamese letter, and another script or few Vietnamese words."""
+    chars = [c for w in words for c in w if c.isalpha()]
+    if len(chars) < 12 or any(_is_vietnamese_letter(c) for c in chars):
         return False
-    if any(any(_is_vietnamese_letter(c) for c in w) for w in letters):
+    if sum(1 for c in chars if c.isascii()) < len(chars) / 2:
+        return True  # another script altogether (Chinese, Cyrillic, Thai...)
+    latin = [w for w in words if not w.isdigit()]
+    if len(latin) < 6:
         return False
-    if not all(w.isascii() for w in letters):
-        return True  # another script altogether (Chinese, Cyrillic, ...)
-    common = sum(1 for w in letters if w in _VI_COMMON)
-    return common / len(letters) < 0.12
+    common = sum(1 for w in latin if w in _VI_COMMON)
+    return common / len(latin) < 0.12
