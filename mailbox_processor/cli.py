@@ -518,6 +518,8 @@ def init(obj: _Obj, **o: Any) -> None:
     t = ops.sayer(ops.language())
     ask = _Asker(not o["non_interactive"], t)
     path, config_dir = obj.path, obj.path.parent
+    if path.exists() and not o["force"]:  # before any question, not after twenty
+        raise ConfigError(f"{path} already exists; use --force to replace it")
     address = ask(o["address"], "--address", "Địa chỉ hòm thư", "Mailbox address")
     name = ask(o["name"], "--name", "Tên hòm thư", "Mailbox name",
                default="Hòm thư số – Ủy ban MTTQ phường")
@@ -552,8 +554,6 @@ def init(obj: _Obj, **o: Any) -> None:
     import tomllib
 
     config_mod.parse(tomllib.loads(text), path)
-    if path.exists() and not o["force"]:
-        raise ConfigError(f"{path} already exists; use --force to replace it")
 
     passwords = {kind: _password(ask, kind, Path(str(table["password_file"])))
                  for kind, table in (("imap", imap), ("smtp", smtp)) if "password_file" in table}
