@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import random
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 import tomllib
 from email.message import EmailMessage
 from pathlib import Path
@@ -207,3 +213,32 @@ def test_template_wording_is_confidential_not_anonymous() -> None:
     assert "bảo mật" in text and "ẩn danh" not in text.lower()
     assert "cảm ơn" in text
     assert all(len(line.encode()) < 998 for line in text.splitlines())
+
+
+def test_the_daemon_acknowledges_and_purges_daily_beside_intake(
+    setup, imap_account: ImapAccount, smtp_plain: SmtpServer
+) -> None:
+    server, user = imap_account.server, imap_account.user
+    config = setup(retention={"days": 30, "purge_daily": True})
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    server.append(user, [citizen_mail("old@example.vn", {"Auto-Submitted": "auto-generated"})],
+                  when=long_ago)
+    deliver(imap_account, citizen_mail("an@example.vn"))
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "mailbox_processor", "--config", str(config), "-v", "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            smtp_plain.envelopes and server.count(user, "Processed") == 1
+        ):
+            time.sleep(0.1)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=15)
+    assert [e.rcpt_tos for e in smtp_plain.envelopes] == [("an@example.vn",)], err
+    assert server.count(user, "Processed") == 1, err  # the old one is gone from the server
+    with sqlite3.connect(store_path(config)) as db:
+        assert db.execute("SELECT count(*) FROM sealed").fetchone()[0] == 1
+    assert "an@example.vn" not in err and "daily purge" in err
