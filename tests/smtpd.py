@@ -105,12 +105,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def smtp_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(certificate PEM, key PEM): self-signed, valid for 127.0.0.1 and localhost."""
-    d = tmp_path_factory.mktemp("smtp-cert")
+def make_cert(d: Path, names: list[str]) -> tuple[Path, Path]:
+    """A self-signed certificate (its own CA) for these DNS names and IP addresses."""
+    d.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    sans: list[x509.GeneralName] = []
+    for n in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            sans.append(x509.DNSName(n))
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -119,9 +124,7 @@ def smtp_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -132,6 +135,12 @@ def smtp_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         serialization.NoEncryption(),
     ))
     return cert_file, key_file
+
+
+@pytest.fixture(scope="session")
+def smtp_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(certificate PEM, key PEM): self-signed, valid for 127.0.0.1 and localhost."""
+    return make_cert(tmp_path_factory.mktemp("smtp-cert"), ["localhost", "127.0.0.1"])
 
 
 def _server_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
@@ -190,6 +199,17 @@ def smtp_tls(smtp_cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
         warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
         yield from _run(controller, SmtpServer("127.0.0.1", port, handler, ca_file=smtp_cert[0],
                                            username=USERNAME, password=PASSWORD))
+
+
+@pytest.fixture
+def smtp_wrong_name(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
+    """STARTTLS with a certificate the client trusts (ca_file) but for another host name."""
+    cert = make_cert(tmp_path_factory.mktemp("smtp-other-cert"), ["mail.example.vn"])
+    handler = Recorder()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port,
+                            tls_context=_server_context(cert), require_starttls=True)
+    yield from _run(controller, SmtpServer("127.0.0.1", port, handler, ca_file=cert[0]))
 
 
 @pytest.fixture

@@ -67,6 +67,15 @@ def test_a_self_signed_certificate_is_refused_without_ca_file(
     assert smtp_starttls.envelopes == []
 
 
+def test_a_trusted_certificate_for_another_host_name_is_refused(
+    make_config: Callable[..., Path], smtp_wrong_name: SmtpServer
+) -> None:
+    cfg = _config(make_config, **smtp_wrong_name.smtp_config("starttls"))
+    with pytest.raises(TransientError, match=r"certificate not trusted.*(Hostname|IP address)"):
+        mail.send(cfg, _message())
+    assert smtp_wrong_name.envelopes == []
+
+
 def test_wrong_password_is_one_clear_line(
     make_config: Callable[..., Path], smtp_starttls: SmtpServer, tmp_path: Path
 ) -> None:
@@ -119,3 +128,14 @@ def test_message_ids_are_on_the_mailbox_domain(make_config: Callable[..., Path])
 def test_long_lines_travel_as_base64_not_quoted_printable() -> None:
     assert mail.text_cte("ngắn\n" * 3) == "8bit"
     assert mail.text_cte("ư" * 600) == "base64"
+
+
+def test_without_8bitmime_the_text_parts_become_base64() -> None:
+    msg = _message("Xin chào, đây là thư thử.")
+    msg.add_alternative("<p>Xin chào</p>", subtype="html", cte="8bit")
+    converted = mail._as_base64(msg)
+    parts = [p for p in converted.walk() if not p.is_multipart()]
+    assert [p["Content-Transfer-Encoding"] for p in parts] == ["base64", "base64"]
+    assert parts[0].get_content() == "Xin chào, đây là thư thử.\n"
+    assert parts[1].get_content_type() == "text/html"
+    assert msg.get_body(("plain",))["Content-Transfer-Encoding"] == "8bit"  # a copy
