@@ -617,14 +617,15 @@ def split(d: Digest, max_bytes: int, measure: Callable[[Digest], int]) -> list[D
     length, then every part is measured for real and the budget tightened
     until all fit.
     """
-    if measure(d) <= max_bytes:
+    whole = measure(d)
+    if whole <= max_bytes:
         return [d]
     flat: list[tuple[str | None, Entry]] = [(None, e) for e in d.urgent]
     flat += [(s.slug, e) for s in d.sections for e in s.entries]
     bare = dataclasses.replace(d, urgent=(), sections=())
     overhead = [measure(bare), measure(dataclasses.replace(bare, part=2, parts=2))]
     weights = [len(e.text.encode("utf-8")) + 400 + 20 * e.count for _s, e in flat]
-    per_weight = max(1.0, (measure(d) - overhead[0]) / max(1, sum(weights)))
+    per_weight = max(1.0, (whole - overhead[0]) / max(1, sum(weights)))
     fill = FILL
     for _attempt in range(12):
         groups = _pack(flat, weights, per_weight, overhead, max_bytes * fill)
