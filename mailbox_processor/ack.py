@@ -38,6 +38,7 @@ BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 # Flags under which an acknowledgement would only feed a spammer's list or an abuser.
 SILENT_FLAGS = frozenset({"spam", "auto"})
 MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,250}>")
+COMMENT_RE = re.compile(r"\([^()]*\)")
 RETRY_FIRST = 30.0  # seconds; doubled after each failed try of one acknowledgement
 RETRY_CAP = 3600.0
 GIVE_UP_AFTER = 24 * 3600.0  # an acknowledgement a day late says nothing useful
@@ -63,13 +64,18 @@ def _same_mailbox(a: str, b: str) -> bool:
     return a_domain == b_domain and a_local.split("+", 1)[0] == b_local.split("+", 1)[0]
 
 
+def _keyword(value: str) -> str:
+    """The first word of a structured header, without RFC 5322 comments or parameters."""
+    return COMMENT_RE.sub("", value).split(";", 1)[0].strip().lower()
+
+
 def why_not(parsed: Parsed, config: Config) -> str | None:
     """The reason not to acknowledge this message, or None when it may be acknowledged."""
     h = parsed.headers
     for value in h.get("auto-submitted", ()):
-        if value.split(";", 1)[0].strip().lower() != "no":
+        if _keyword(value) != "no":
             return "auto-submitted"
-    if any(v.strip().lower() in BULK_PRECEDENCE for v in h.get("precedence", ())):
+    if any(_keyword(v) in BULK_PRECEDENCE for v in h.get("precedence", ())):
         return "precedence"
     if any(name.startswith("list-") for name in h):
         return "mailing list"
@@ -224,6 +230,10 @@ class Acknowledger:
             except (TransientError, ConfigError) as e:
                 self._retry_later(item, now)
                 raise TransientError(f"{item.ref}: acknowledgement not sent: {e}") from None
+            except Exception as e:  # an address no header or server can carry: drop this one only
+                log.warning("%s: acknowledgement dropped (%s)", item.ref, type(e).__name__)
+                self._queue.remove(item)
+                continue
             store.record_ack(item.ref, item.pseudonym)
             self._queue.remove(item)
             sent += 1

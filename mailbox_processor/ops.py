@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import ack, classify, mail, seal
 from . import config as config_mod
 from .config import Config
-from .errors import ConfigError, MailboxError
+from .errors import ConfigError, MailboxError, TransientError
 from .store import Store
 
 # ----- language --------------------------------------------------------------------
@@ -355,6 +355,9 @@ def send_reply(config: Config, store: Store, ref: str, private_key: Path, passph
     except MailboxError:
         store.audit(by_user, "reply-not-sent", ref)  # the seal was opened all the same
         raise
+    except Exception as e:  # e.g. an address smtplib cannot encode: one line, no address in it
+        store.audit(by_user, "reply-not-sent", ref)
+        raise TransientError(f"{ref}: reply not sent ({type(e).__name__})") from None
     store.record_reply(ref, str(msg["Message-ID"]), by_user)
 
 

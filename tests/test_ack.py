@@ -106,6 +106,8 @@ def test_no_acknowledgement_to_auto_replies_lists_bounces_or_our_own_mail(
     config = setup()
     machines = [
         citizen_mail("vacation@example.vn", {"Auto-Submitted": "auto-replied"}),
+        citizen_mail("robot@example.vn", {"Auto-Submitted": "auto-generated (cron)"}),
+        citizen_mail("list2@example.vn", {"Precedence": "list (announcements)"}),
         citizen_mail("news@example.vn", {"Precedence": "bulk"}),
         citizen_mail("junk@example.vn", {"Precedence": "junk"}),
         citizen_mail("member@example.vn", {"List-Id": "<dan-pho.lists.example.vn>"}),
@@ -120,7 +122,7 @@ def test_no_acknowledgement_to_auto_replies_lists_bounces_or_our_own_mail(
     ]
     people = [
         citizen_mail("binh@example.vn"),
-        citizen_mail("chi@example.vn", {"Auto-Submitted": "no"}),
+        citizen_mail("chi@example.vn", {"Auto-Submitted": "no (a person wrote this)"}),
     ]
     deliver(imap_account, *machines, *people)
 
