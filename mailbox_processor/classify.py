@@ -422,13 +422,17 @@ def classify_text(text: str, lexicon: Lexicon, *, automatic: bool = False) -> Cl
     negated = _negated(matches, lexicon.negation_window)
     scores: dict[str, float] = {}
     cues: dict[str, list[str]] = {}
+    seen: dict[str, int] = {}
     for m in matches:
+        # A word repeated is weaker evidence each time: 1, 1/2, 1/4...
+        repeat = 0.5 ** seen.get(m.phrase, 0)
+        seen[m.phrase] = seen.get(m.phrase, 0) + 1
         for kind, slug, weight in m.hits:
             if kind == CAT:
                 # The first concrete problem named is usually the one to act on;
                 # a smooth decay also makes exact ties rare.
                 boost = 1.0 + 0.5 * math.exp(-m.position / 30.0)
-                scores[slug] = scores.get(slug, 0.0) + weight * boost
+                scores[slug] = scores.get(slug, 0.0) + weight * boost * repeat
                 cues.setdefault(slug, []).append(m.phrase)
     category, confidence = _decide(scores, lexicon.min_score)
     urgency, urgency_cues = _urgency(matches, negated)
