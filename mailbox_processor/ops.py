@@ -284,6 +284,14 @@ def config_text(sections: dict[str, dict[str, object]], locations: list[tuple[st
     return "\n".join(lines)
 
 
+def ensure_writable(files: list[Path]) -> None:
+    """Make each file's folder, and fail before anything is written if one is not ours to write."""
+    for file in files:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(file.parent, os.W_OK | os.X_OK):
+            raise ConfigError(f"init: cannot write in {file.parent} (run init as root?)")
+
+
 def write_secret(path: Path, value: str) -> None:
     """A password file readable by its owner only (root; systemd passes it on)."""
     path.parent.mkdir(parents=True, exist_ok=True)
