@@ -329,7 +329,25 @@ class _Builder:
     def _add(self, phrase: str, hit: Hit, table: str, key: str) -> None:
         self.entries.setdefault(self._tokens(phrase, table, key), []).append(hit)
 
+    def _inherit_topics(self) -> None:
+        """An urgency phrase keeps the topic of the category phrase inside it.
+
+        "đang đánh nhau" consumes its span, so without this the "đánh nhau"
+        in it would no longer count for an-ninh-trat-tu.
+        """
+        topical = {p: [h for h in hits if h[0] == CAT] for p, hits in self.entries.items()}
+        for phrase, hits in self.entries.items():
+            if topical[phrase] or not any(h[0] in (KHAN, SOM, ONGOING, RESOLVED) for h in hits):
+                continue
+            inner = [
+                phrase[i:j] for i in range(len(phrase)) for j in range(len(phrase), i, -1)
+                if (i, j) != (0, len(phrase)) and topical.get(phrase[i:j])
+            ]
+            if inner:
+                hits.extend(topical[max(inner, key=len)])
+
     def _indexes(self) -> tuple[Index, Index]:
+        self._inherit_topics()
         exact: dict[Phrase, list[Hit]] = self.entries
         folded: dict[Phrase, list[Hit]] = {}
         for phrase, hits in exact.items():
