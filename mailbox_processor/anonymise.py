@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 PEPPER_BYTES = 32
 MAX_IMAGES = 20  # more than a citizen sends; each decode costs CPU
+# A citizen writes a few thousand characters; past this the rest stays in the seal
+# only, which also bounds the time redaction can take on hostile input.
+MAX_TEXT_CHARS = 100_000
 
 MARK_NAME = "[tên]"
 MARK_EMAIL = "[email]"
@@ -101,7 +104,7 @@ def _anonymise(
 ) -> Submission:
     location = _plus_location(parsed, config)
     subject, tagged = _strip_subject_tag(parsed.subject, config)
-    body = clean_body(parsed.text)
+    body = clean_body(parsed.text[:MAX_TEXT_CHARS])
     text = "\n\n".join(t for t in (subject.strip(), body) if t)
     text = redact(text, _sender_terms(parsed), config.privacy.redact)
     photos, withheld = _attachments(parsed.parts, ref)
@@ -275,10 +278,11 @@ def _is_client_footer(line: str) -> bool:
 
 # ----- redaction ------------------------------------------------------------------
 
+# The look-behind lets a match start only where a run of address characters
+# starts: without it a 50 000-letter "word" costs minutes (quadratic backtracking).
 EMAIL = re.compile(
-    r"[\w.!#$%&'*+/=?^`{|}~-]+(?:@|\s*\(at\)\s*|\s*\[at\]\s*)"
-    r"[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}",
-    re.UNICODE,
+    r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+(?:@|\s*\(at\)\s*|\s*\[at\]\s*)"
+    r"[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"
 )
 # CMND (9 digits) and CCCD (12 digits), also typed in groups of three or four.
 ID_NUMBER = re.compile(
@@ -441,6 +445,13 @@ HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"
 IGNORED_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature",
                  "application/pgp-signature", "message/delivery-status",
                  "message/disposition-notification", "text/rfc822-headers")
+
+
+def describe_withheld(kind: str) -> str:
+    """'1 tệp PDF', '1 tệp nén', '1 ảnh': one withheld file as a reader sees it."""
+    if kind.startswith(("tệp ", "ảnh", "thư ")):
+        return f"1 {kind}"
+    return f"1 tệp {kind}"
 
 
 def kind_of(part: Part) -> str:

@@ -223,8 +223,10 @@ def show(obj: _Obj, ref: str, fmt: str, attachments_dir: str | None) -> None:
         click.echo(f"{'flags:':<10} {', '.join(row.flags)}")
     for name, ctype, w, h in row.images:
         click.echo(f"{'photo:':<10} {name} ({ctype}, {w}×{h})")
+    from .anonymise import describe_withheld  # here: its imports are heavy for other commands
+
     for kind in row.withheld:
-        click.echo(f"{'file:':<10} 1 tệp {kind} — chỉ có trong bản niêm phong")
+        click.echo(f"{'file:':<10} {describe_withheld(kind)} — chỉ có trong bản niêm phong")
     if row.text is not None:
         click.echo("")
         click.echo(row.text)

@@ -167,22 +167,28 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     return nfc(data.decode("windows-1258", errors="replace"))
 
 
+# Single-byte charsets that decode any bytes at all, so a wrong label never fails:
+# phones and webmail that label UTF-8 as one of these would give mojibake. Real text
+# in them is practically never valid UTF-8, so UTF-8 is tried first.
+PERMISSIVE_CODECS = frozenset({"ascii", "iso8859-1", "iso8859-15", "cp1252", "cp1258"})
+
+
 def _candidates(declared: str | None) -> Iterator[str]:
-    name = (declared or "").strip().strip('"').lower()
-    if name and _is_text_codec(name):
-        if name in ("us-ascii", "ascii"):
-            # "us-ascii" on 8-bit text is a client that did not know: skip to detection.
-            yield "ascii"
-        else:
-            yield name
-    yield "utf-8"
+    name = (declared or "").strip().strip('"').strip("'").lower()
+    codec = _text_codec(name) if name else None
+    if codec is None or codec in PERMISSIVE_CODECS:
+        yield "utf-8"
+    if codec is not None:
+        yield name
 
 
-def _is_text_codec(name: str) -> bool:
+def _text_codec(name: str) -> str | None:
+    """The codec's canonical name, or None for unknown names and bytes-to-bytes codecs."""
     try:
-        return codecs.lookup(name)._is_text_encoding  # type: ignore[attr-defined]
+        info = codecs.lookup(name)
     except LookupError:
-        return False
+        return None
+    return info.name if info._is_text_encoding else None  # type: ignore[attr-defined]
 
 
 def nfc(text: str) -> str:

@@ -184,6 +184,16 @@ def test_redaction_kinds_are_switchable_but_the_senders_own_address_goes(make_co
     assert "Bình" in readable(cfg, "Tôi là Nguyễn Văn Bình")
 
 
+@pytest.mark.parametrize("filler", ["x", "1", "a.", "ab1.-", "a@b.", "Bình "])
+def test_redaction_stays_fast_on_hostile_text(cfg, filler: str) -> None:
+    """Quadratic regex backtracking on one long "word" once took a minute per message."""
+    import time
+
+    t = time.monotonic()
+    readable(cfg, filler * (200_000 // len(filler)))
+    assert time.monotonic() - t < 3
+
+
 # ----- location --------------------------------------------------------------------
 
 
@@ -288,6 +298,12 @@ def test_other_attachments_are_withheld_by_kind(cfg, ctype: str, name: str, kind
     sub = anonymise.anonymise(parsed("x", parts=(Part(ctype, name, b"data"),)),
                               ref="HT-TEST1", received_on=DAY, config=cfg, pepper=PEPPER)
     assert sub.withheld == (kind,) and sub.images == ()
+
+
+@pytest.mark.parametrize(("kind", "label"), [("PDF", "1 tệp PDF"), ("tệp nén", "1 tệp nén"),
+                                             ("ảnh", "1 ảnh"), ("âm thanh", "1 tệp âm thanh")])
+def test_withheld_kinds_read_naturally(kind: str, label: str) -> None:
+    assert anonymise.describe_withheld(kind) == label
 
 
 def test_signature_parts_are_not_listed(cfg) -> None:

@@ -114,6 +114,8 @@ def test_nothing_planted_in_show_output_or_written_photos(filled_store, tmp_path
         as_json = run_cli(config_path, "show", ref, "--format", "json", check=True)
         assert leaks(as_json.stdout) == []
         assert json.loads(as_json.stdout)["location"] == "tdp3"
+    shown = [run_cli(config_path, "show", ref, check=True).stdout for ref in refs[:1]]
+    assert "1 tệp PDF — chỉ có trong bản niêm phong" in shown[0]
     photos = sorted(out_dir.iterdir())
     assert len(photos) == len(refs) + 1
     for photo in photos:

@@ -84,10 +84,24 @@ def test_bogus_charset_on_windows_1258_bytes_is_detected(charset: str | None) ->
     assert parsed.text == text
 
 
-def test_wrong_declared_charset_does_not_garble_utf8() -> None:
-    """A phone that says iso-8859-1 but sends UTF-8 would otherwise give mojibake."""
-    parsed = parse.parse(raw_message(VIETNAMESE.encode(), charset="us-ascii"), LIMITS)
+@pytest.mark.parametrize("charset", ["us-ascii", "iso-8859-1", "windows-1252", "windows-1258"])
+def test_wrong_declared_charset_does_not_garble_utf8(charset: str) -> None:
+    """A client that says iso-8859-1 but sends UTF-8 would otherwise give mojibake."""
+    parsed = parse.parse(raw_message(VIETNAMESE.encode(), charset=charset), LIMITS)
     assert "Ä" not in parsed.text and parsed.text == VIETNAMESE
+
+
+@pytest.mark.parametrize(("charset", "text"), [
+    ("iso-8859-1", "Café crème, garçon à côté"),
+    ("windows-1252", "“Quoted” – naïve"),
+    ("koi8-r", "Привет, как дела"),
+    ("gb2312", "你好世界"),
+    ("iso-2022-jp", "こんにちは"),
+    ("utf-16", "Đường ống nước"),
+])
+def test_correctly_declared_charsets_are_honoured(charset: str, text: str) -> None:
+    parsed = parse.parse(raw_message(text.encode(charset), charset=charset), LIMITS)
+    assert parsed.text == text
 
 
 def test_eight_bit_and_encoded_headers_are_decoded() -> None:
