@@ -422,3 +422,18 @@ def test_classification_is_fast(lexicon: classify.Lexicon) -> None:
         classify.classify_text(t, lexicon)
     per_message = (time.perf_counter() - start) / len(texts)
     assert per_message < 0.005  # the benchmark's target is 2 ms; leave room for slow CI
+
+
+def test_an_urgency_phrase_keeps_the_topic_inside_it(lexicon: classify.Lexicon) -> None:
+    # "đang đánh nhau" is one khan phrase; "đánh nhau" inside it still names the topic.
+    r = k("Hàng chục người đang đánh nhau ở sân bóng.", lexicon)
+    assert (r.category, r.urgency) == ("an-ninh-trat-tu", "khan")
+
+
+def test_classify_reads_stdin_without_a_config() -> None:
+    r = run_cli(None, "classify", "--format", "json", input="Cống tắc, nước thải tràn ra ngõ.",
+                env=NO_CONFIG)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert (d["category"], d["urgency"]) == ("dien-nuoc-thoat-nuoc", "som")
+    assert "cống tắc" in d["cues"]
