@@ -186,19 +186,29 @@ class Acknowledger:
         return len(self._queue)
 
     def note(self, outcome: Outcome) -> None:
-        """Called right after a message is committed; keeps its reply address in memory."""
+        """Called right after a message is committed; keeps its reply address in memory.
+
+        Never raises: it runs inside the drain, and an acknowledgement is never worth
+        stopping intake for.
+        """
         if not self.enabled or outcome.duplicate or outcome.quarantined or outcome.parsed is None:
             return
-        reason = why_not(outcome.parsed, self.config)
+        try:
+            self._queue_for(outcome.ref, outcome.parsed)
+        except Exception as e:
+            log.warning("%s: no acknowledgement (%s)", outcome.ref, type(e).__name__)
+
+    def _queue_for(self, ref: str, parsed: Parsed) -> None:
+        reason = why_not(parsed, self.config)
         if reason:
-            log.info("%s: no acknowledgement (%s)", outcome.ref, reason)
+            log.info("%s: no acknowledgement (%s)", ref, reason)
             return
-        address = outcome.parsed.identity.reply_address()
+        address = parsed.identity.reply_address()
         self._queue.append(Pending(
-            ref=outcome.ref,
+            ref=ref,
             address=address,
             pseudonym=anonymise.pseudonym(address, self._pepper_bytes()),
-            in_reply_to=original_message_id(outcome.parsed),
+            in_reply_to=original_message_id(parsed),
             queued=time.monotonic(),
         ))
 
