@@ -192,9 +192,9 @@ ATTRIBUTION_END = re.compile(
 )
 # Outlook's header block: From:/Từ: followed by Sent:/Date:/Đã gửi:/Ngày: and To:/Đến:.
 BLOCK_FROM = re.compile(r"^\*?(from|từ)\s*:\*?\s", re.IGNORECASE)
-BLOCK_NEXT = re.compile(
-    r"^\*?(sent|date|to|cc|subject|đã gửi|ngày|gửi|đến|tới|chủ đề|tiêu đề)\s*:", re.IGNORECASE
-)
+# A real block has both a when-line and a to-line; a petition's "Từ: … Địa chỉ: …" has not.
+BLOCK_SENT = re.compile(r"^\*?(sent|date|đã gửi|ngày gửi|ngày)\s*:", re.IGNORECASE)
+BLOCK_TO = re.compile(r"^\*?(to|đến|tới|gửi tới|gửi đến)\s*:", re.IGNORECASE)
 DEVICE = (
     r"(my )?(iphone|ipad|android|samsung|galaxy|mobile|smartphone|blackberry|huawei|xiaomi|"
     r"oppo|vivo|nokia|yahoo|outlook|gmail|aol|mail|windows|điện thoại|thiết bị|di động|"
@@ -259,8 +259,10 @@ def _attribution_at(lines: list[str], i: int) -> int:
 
 
 def _outlook_block_at(lines: list[str], i: int) -> bool:
-    following = [ln.strip() for ln in lines[i + 1 : i + 6] if ln.strip()]
-    return sum(1 for ln in following[:4] if BLOCK_NEXT.match(ln)) >= 2
+    following = [ln.strip() for ln in lines[i + 1 : i + 8] if ln.strip()][:4]
+    return any(BLOCK_SENT.match(ln) for ln in following) and any(
+        BLOCK_TO.match(ln) for ln in following
+    )
 
 
 def _cut_signature_block(lines: list[str]) -> list[str]:

@@ -47,26 +47,29 @@ logging.getLogger("mailparser").setLevel(logging.CRITICAL + 1)
 AUTOMATIC_SENDERS = ("mailer-daemon", "postmaster")
 
 
-class _Timeout(Exception):
-    """Raised from the SIGALRM handler; never leaves this module."""
+class _Timeout(BaseException):
+    """Raised from the SIGALRM handler; never leaves this module.
+
+    A BaseException, so that no library's `except Exception` can swallow it.
+    """
 
 
 def parse(raw: bytes, limits: Parse) -> Parsed:
     """Understand one message within the limits, or raise MessageError."""
-    with _deadline(limits.max_seconds):
-        try:
+    try:
+        with _deadline(limits.max_seconds):
             return _parse(raw, limits)
-        except _Timeout:
-            raise MessageError("timeout", f"over {limits.max_seconds:g} s") from None
-        except MessageError:
-            raise
-        except RecursionError:
-            raise MessageError("too-deep", "recursion limit") from None
-        except MemoryError:
-            raise MessageError("too-large", "out of memory") from None
-        except Exception as e:  # library failure on hostile input
-            # The type only: a library's message may quote the header that broke it.
-            raise MessageError("parse", type(e).__name__) from None
+    except _Timeout:
+        raise MessageError("timeout", f"over {limits.max_seconds:g} s") from None
+    except MessageError:
+        raise
+    except RecursionError:
+        raise MessageError("too-deep", "recursion limit") from None
+    except MemoryError:
+        raise MessageError("too-large", "out of memory") from None
+    except Exception as e:  # library failure on hostile input
+        # The type only: a library's message may quote the header that broke it.
+        raise MessageError("parse", type(e).__name__) from None
 
 
 @contextmanager
@@ -85,7 +88,11 @@ def _deadline(seconds: float) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except _Timeout:
+            # It fired just as the work ended: the work is done, keep its result.
+            signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         if old_delay:
             # Give back whatever was left of a timer someone else had set.
@@ -119,7 +126,7 @@ def _library_check(msg: email.message.Message) -> None:
     """
     try:
         parser = mailparser.MailParser(msg)
-    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as e:
+    except Exception as e:
         # 4.8.0 raises AttributeError on nested or unclosed boundaries. The
         # stdlib tree is already built and bounded, and the text below comes
         # from it, so the citizen's message is still read rather than quarantined.

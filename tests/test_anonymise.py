@@ -70,6 +70,12 @@ def test_bottom_posted_reply_keeps_the_citizens_words(cfg) -> None:
     assert readable(cfg, body) == "Vẫn mất nước."
 
 
+def test_a_formal_petition_header_is_not_taken_for_an_outlook_block(cfg) -> None:
+    body = ("Kính gửi: Ủy ban nhân dân phường\nTừ: các hộ dân ngõ 12\nĐịa chỉ: ngõ 12 Hàng Bông\n"
+            "Nội dung: đề nghị sửa đèn đường.")
+    assert readable(cfg, body) == body
+
+
 def test_ordinary_lines_that_look_a_bit_like_quotes_stay(cfg) -> None:
     body = ("Vào thứ Hai tuần trước, cống lại tắc.\nTừ hôm đó tới nay chưa ai đến.\n"
             "On the corner, rubbish piles up.")
@@ -401,10 +407,18 @@ def message(draw: st.DrawFn) -> tuple[bytes, str]:
     from_header = draw(st.sampled_from([
         f"{display} <{address}>", address, f"\"{address}\" <{address}>",
         f"=?utf-8?b?{_b64(display)}?= <{address}>"]))
+    # Raw 8-bit headers, as UTF-8 or Windows-1258: both occur in the wild.
+    to_1258 = draw(st.booleans())
+
+    def eight_bit(text: str) -> bytes:
+        if to_1258:
+            return mf.to_windows_1258(text.encode("cp1258", "ignore").decode("cp1258"))
+        return text.encode("utf-8", "replace")
+
     headers = (
-        b"From: " + from_header.encode("utf-8", "replace") + b"\r\n"
+        b"From: " + eight_bit(from_header) + b"\r\n"
         + b"To: hopthu+tdp3@phuong.example.vn\r\nSubject: "
-        + subject.encode("utf-8", "replace") + b"\r\nMIME-Version: 1.0\r\n"
+        + eight_bit(subject) + b"\r\nMIME-Version: 1.0\r\n"
     )
     return headers + draw(mime_tree(address)), address
 
