@@ -50,6 +50,7 @@ SHIPPED = "categories.toml"
 CAT, KHAN, SOM, NEG, NONEG, RESOLVED, SPAM, ABUSE, EMPTY, IGNORE, ONGOING = range(11)
 
 _SENTENCE_RE = re.compile(r"[.!?;…\n]+")
+_CLAUSE_RE = re.compile(r"[,:]+")
 _TOKEN_RE = re.compile(r"[^\W_]+")
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 
@@ -374,7 +375,8 @@ def _index(entries: dict[Phrase, list[Hit]]) -> Index:
 @dataclass(frozen=True)
 class Match:
     sentence: int
-    start: int  # token index within the sentence
+    clause: int  # part of a sentence between commas: where a negator reaches
+    start: int  # token index within the clause
     end: int
     phrase: str
     hits: tuple[Hit, ...]
@@ -391,41 +393,63 @@ def _unaccented(tokens: list[str], threshold: float) -> bool:
 
 
 def find(text: str, lexicon: Lexicon) -> list[Match]:
-    """Every phrase of the lexicon in `text`, leftmost-longest, per sentence."""
+    """Every phrase of the lexicon in `text`, leftmost-longest, per clause."""
     matches: list[Match] = []
-    sentence = 0
-    position = 0
+    sentence = clause = position = 0
     for line in normalise(text).split("\n"):
         line_tokens = _TOKEN_RE.findall(line)
         if not line_tokens:
             continue
         folded = _unaccented(line_tokens, lexicon.unaccented_below)
-        index = lexicon.folded if folded else lexicon.exact
         for part in _SENTENCE_RE.split(line):
-            tokens = _TOKEN_RE.findall(part)
-            if folded:
-                tokens = [fold(t) for t in tokens]
-            _scan(tokens, index, sentence, position, matches)
+            for piece in _CLAUSE_RE.split(part):
+                tokens = _TOKEN_RE.findall(piece)
+                if folded:
+                    _scan([fold(t) for t in tokens], lexicon.folded, None,
+                          (sentence, clause, position), matches)
+                else:
+                    _scan(tokens, lexicon.exact, lexicon.folded, (sentence, clause, position),
+                          matches)
+                clause += 1
+                position += len(tokens)
             sentence += 1
-            position += len(tokens)
     return matches
 
 
-def _scan(tokens: list[str], index: Index, sentence: int, offset: int,
-          out: list[Match]) -> None:
+def _scan(tokens: list[str], index: Index, fallback: Index | None,
+          where: tuple[int, int, int], out: list[Match]) -> None:
+    """Leftmost-longest matching; in accented text a run of unaccented syllables may
+    still match a phrase of two or more syllables without accents ("mat dien")."""
+    sentence, clause, offset = where
     i, n = 0, len(tokens)
     while i < n:
-        candidates = index.get(tokens[i])
-        step = 1
-        if candidates:
-            for phrase, hits in candidates:
-                k = len(phrase)
-                if i + k <= n and (k == 1 or tuple(tokens[i:i + k]) == phrase):
-                    out.append(Match(sentence, i, i + k, " ".join(tokens[i:i + k]), hits,
-                                     offset + i))
-                    step = k
-                    break
-        i += step
+        found = _longest(tokens, i, index.get(tokens[i]), 1)
+        if found is None and fallback is not None and tokens[i].isascii():
+            found = _longest(tokens, i, fallback.get(tokens[i]), 2)
+        if found is None:
+            i += 1
+            continue
+        k, hits = found
+        out.append(Match(sentence, clause, i, i + k, " ".join(tokens[i:i + k]), hits,
+                         offset + i))
+        i += k
+
+
+def _longest(tokens: list[str], i: int,
+             candidates: tuple[tuple[Phrase, tuple[Hit, ...]], ...] | None,
+             min_len: int) -> tuple[int, tuple[Hit, ...]] | None:
+    if not candidates:
+        return None
+    n = len(tokens)
+    for phrase, hits in candidates:  # longest first
+        k = len(phrase)
+        if k < min_len:
+            break
+        if i + k <= n and (k == 1 or tuple(tokens[i:i + k]) == phrase):
+            if min_len > 1 and not all(t.isascii() for t in tokens[i:i + k]):
+                continue
+            return k, hits
+    return None
 
 
 # ----- deciding ---------------------------------------------------------------------
@@ -485,15 +509,15 @@ def _negated(matches: list[Match], window: int) -> set[Match]:
     resolution in the same sentence ("đã khắc phục")."""
     out: set[Match] = set()
     resolved = {m.sentence for m in matches if any(h[0] == RESOLVED for h in m.hits)}
-    last_neg: dict[int, int] = {}  # sentence → end of the latest negator
+    last_neg: dict[int, int] = {}  # clause → end of the latest negator
     for m in matches:
         kinds = {h[0] for h in m.hits}
         if NEG in kinds:
-            last_neg[m.sentence] = m.end
+            last_neg[m.clause] = m.end
             continue
         if not kinds & {KHAN, SOM}:
             continue  # the topic stays the topic: only urgency is negated
-        end = last_neg.get(m.sentence)
+        end = last_neg.get(m.clause)
         if (end is not None and 0 <= m.start - end < window) or m.sentence in resolved:
             out.add(m)
     return out

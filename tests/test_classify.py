@@ -437,3 +437,14 @@ def test_classify_reads_stdin_without_a_config() -> None:
     d = json.loads(r.stdout)
     assert (d["category"], d["urgency"]) == ("dien-nuoc-thoat-nuoc", "som")
     assert "cống tắc" in d["cues"]
+
+
+def test_unaccented_words_inside_an_accented_line(lexicon: classify.Lexicon) -> None:
+    r = k("Khu phố tôi bi mat dien tu sang, đề nghị điện lực kiểm tra giúp.", lexicon)
+    assert (r.category, r.urgency) == ("dien-nuoc-thoat-nuoc", "som")
+    assert "mat dien" in r.cues
+
+
+def test_a_negator_does_not_reach_past_a_comma(lexicon: classify.Lexicon) -> None:
+    assert k("Ngõ này không có đèn đường, tối om.", lexicon).urgency == "som"
+    assert k("Tối qua mưa to nhưng không bị ngập.", lexicon).urgency == "thuong"
