@@ -45,6 +45,7 @@ CATEGORIES: tuple[str, ...] = (
 FALLBACK = "khac-gop-y"
 FLAG_TABLES = ("spam", "abuse", "empty")
 SHIPPED = "categories.toml"
+MAX_WEIGHT = 10  # far above any real phrase: catches a typed 30 meant as 3
 
 # Hit kinds. A phrase may carry several hits ("cháy nhà": a category and khan).
 CAT, KHAN, SOM, NEG, NONEG, RESOLVED, SPAM, ABUSE, EMPTY, IGNORE, ONGOING = range(11)
@@ -276,6 +277,9 @@ class _Builder:
                 if isinstance(weight, bool) or not isinstance(weight, int | float) \
                         or not math.isfinite(weight) or weight <= 0:
                     raise self.fail(*where, "weight must be a positive number")
+                if weight > MAX_WEIGHT:
+                    raise self.fail(*where, f"weight must be at most {MAX_WEIGHT} "
+                                    "(3 is already a strong phrase)")
                 self._add(phrase, (CAT, slug, float(weight)), *where)
             names.append((slug, name.strip()))
         missing = [s for s in CATEGORIES if s not in cats]

@@ -448,3 +448,12 @@ def test_unaccented_words_inside_an_accented_line(lexicon: classify.Lexicon) -> 
 def test_a_negator_does_not_reach_past_a_comma(lexicon: classify.Lexicon) -> None:
     assert k("Ngõ này không có đèn đường, tối om.", lexicon).urgency == "som"
     assert k("Tối qua mưa to nhưng không bị ngập.", lexicon).urgency == "thuong"
+
+
+def test_weight_too_large_and_bad_setting_name_the_line(tmp_path: Path) -> None:
+    text = _minimal_lexicon().replace('"từ khóa y-te" = 2', '"từ khóa y-te" = 30')
+    msg = _load_error(tmp_path, text)
+    assert f"line {_line_of(text, 'từ khóa y-te')}: weight must be at most 10" in msg
+    text = _minimal_lexicon().replace("min_score = 1", "min_score = -2")
+    msg = _load_error(tmp_path, text)
+    assert f"line {_line_of(text, 'min_score')}: min_score must be a number" in msg
