@@ -570,19 +570,16 @@ def _flags(text: str, matches: list[Match], scores: dict[str, float], lexicon: L
     return frozenset(flags)
 
 
-# Common Vietnamese syllables, without accents: if a long text has none of
-# these and no diacritics it is not Vietnamese.
-_VI_COMMON = frozenset((
-    "va", "la", "cua", "co", "khong", "duoc", "nguoi", "cho", "nay", "toi", "chung", "o",
-    "da", "dang", "se", "rat", "mot", "nhung", "cac", "ve", "khi", "thi", "de", "nha", "dan",
-    "phuong", "xin", "cam", "on", "em", "anh", "chi", "ong", "ba", "bi", "roi", "lam", "di",
-    "den", "tai", "vi", "sao", "gi", "nhieu", "qua", "the", "con", "duong", "nuoc", "dien",
-    "xe", "ko", "k", "dc", "bac", "a", "oi",
-))
+# The shape of a Vietnamese syllable once accents are gone: onset, one to three
+# vowels, coda. Vietnamese typed without accents is nearly all such syllables;
+# English or French prose mostly is not ("dear", "friend", "business").
+_VI_SYLLABLE_RE = re.compile(
+    r"^(ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdđghklmnprstvx])?[aeiouy]{1,3}(ng|nh|ch|[cmnpt])?$"
+)
 
 
 def _foreign(words: list[str]) -> bool:
-    """Long enough to judge, no Vietnamese letter, and another script or few Vietnamese words."""
+    """Long enough to judge, no Vietnamese letter, and another script or not Vietnamese syllables."""
     chars = [c for w in words for c in w if c.isalpha()]
     if len(chars) < 12 or any(_is_vietnamese_letter(c) for c in chars):
         return False
@@ -591,5 +588,5 @@ def _foreign(words: list[str]) -> bool:
     latin = [w for w in words if not w.isdigit()]
     if len(latin) < 6:
         return False
-    common = sum(1 for w in latin if w in _VI_COMMON)
-    return common / len(latin) < 0.12
+    syllables = sum(1 for w in latin if _VI_SYLLABLE_RE.match(w))
+    return syllables / len(latin) < 0.6
