@@ -329,6 +329,23 @@ def to_windows_1258(text: str) -> bytes:
     return bytes(out)
 
 
+def jpeg_markers(data: bytes) -> list[int]:
+    """The marker of every JPEG segment before the image data (APP0 = 0xE0, APP1 = 0xE1…)."""
+    import struct
+
+    assert data[:2] == b"\xff\xd8", "not a JPEG"
+    markers, i = [], 2
+    while i < len(data):
+        assert data[i] == 0xFF, "not a marker"
+        marker = data[i + 1]
+        markers.append(marker)
+        if marker == 0xDA:  # start of scan: compressed data follows
+            break
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        i += 2 + length
+    return markers
+
+
 # ----- photos ---------------------------------------------------------------------
 
 

@@ -15,21 +15,6 @@ from mailbox_processor.models import Parsed, Part, SenderIdentity
 from tests import mailfactory as mf
 
 
-def jpeg_segments(data: bytes) -> list[int]:
-    """The marker of every JPEG segment before the image data (APP0 = 0xE0, APP1 = 0xE1…)."""
-    assert data[:2] == b"\xff\xd8"
-    markers, i = [], 2
-    while i < len(data):
-        assert data[i] == 0xFF, "not a marker"
-        marker = data[i + 1]
-        markers.append(marker)
-        if marker == 0xDA:  # start of scan: compressed data follows
-            break
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        i += 2 + length
-    return markers
-
-
 def png_chunks(data: bytes) -> list[bytes]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     chunks, i = [], 8
@@ -51,7 +36,7 @@ def test_jpeg_loses_exif_gps_xmp_icc_and_comment() -> None:
     assert b"Exif" in original and mf.PLANTED.serial.encode() in original  # the fixture plants
     img = images.scrub(original, 1)
     assert img.name == "anh-1.jpg" and img.content_type == "image/jpeg"
-    markers = jpeg_segments(img.data)
+    markers = mf.jpeg_markers(img.data)
     assert 0xE1 not in markers  # APP1: EXIF and XMP
     assert 0xE2 not in markers  # APP2: ICC profile
     assert 0xFE not in markers  # COM: comment
@@ -91,7 +76,7 @@ def test_png_with_transparency_stays_png_without_text_or_icc_chunks() -> None:
 def test_webp_and_gif_become_clean_jpeg(maker) -> None:
     img = images.scrub(maker(), 1)
     assert img.content_type == "image/jpeg"
-    assert 0xE1 not in jpeg_segments(img.data)
+    assert 0xE1 not in mf.jpeg_markers(img.data)
     assert_nothing_planted(img.data)
 
 
@@ -102,7 +87,7 @@ def test_heic_is_decoded_and_cleaned() -> None:
     img = images.scrub(heic, 1)
     assert img.content_type == "image/jpeg"
     assert (img.width, img.height) == (192, 256)  # orientation 6 applied
-    assert 0xE1 not in jpeg_segments(img.data)
+    assert 0xE1 not in mf.jpeg_markers(img.data)
     assert_nothing_planted(img.data)
 
 

@@ -122,8 +122,11 @@ def test_nothing_planted_in_show_output_or_written_photos(filled_store, tmp_path
         data = photo.read_bytes()
         assert leaks(photo.name) == [] and leaks(data) == []
         assert b"Exif" not in data and b"http://ns.adobe.com/xap" not in data
-        if data[:2] == b"\xff\xd8":
-            assert b"\xff\xe1" not in data[:2048]  # no APP1 segment in the header area
+        if photo.suffix == ".jpg":
+            markers = mf.jpeg_markers(data)
+            assert not any(0xE1 <= m <= 0xEF or m == 0xFE for m in markers)  # APP1…APP15, COM
+        else:
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"iCCP" not in data and b"tEXt" not in data
 
 
 def test_nothing_planted_in_logs_at_debug(filled_store, caplog: pytest.LogCaptureFixture) -> None:
