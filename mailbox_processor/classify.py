@@ -54,6 +54,8 @@ _SENTENCE_RE = re.compile(r"[.!?;…\n]+")
 _CLAUSE_RE = re.compile(r"[,:]+")
 _TOKEN_RE = re.compile(r"[^\W_]+")
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# What anonymise.py puts in place of identifiers (MARK_NAME, MARK_EMAIL, ...).
+_MARK_RE = re.compile(r"\[(?:tên|email|số điện thoại|số giấy tờ)\]", re.IGNORECASE)
 
 
 # ----- accent folding ---------------------------------------------------------------
@@ -464,6 +466,8 @@ def classify(submission: Submission, lexicon: Lexicon) -> Classification:
 
 
 def classify_text(text: str, lexicon: Lexicon, *, automatic: bool = False) -> Classification:
+    # The anonymiser's marks ("[số giấy tờ]") are not the citizen's words.
+    text = _MARK_RE.sub(" ", text)
     matches = find(text, lexicon)
     negated = _negated(matches, lexicon.negation_window)
     scores: dict[str, float] = {}
@@ -482,7 +486,7 @@ def classify_text(text: str, lexicon: Lexicon, *, automatic: bool = False) -> Cl
                 cues.setdefault(slug, []).append(m.phrase)
     category, confidence = _decide(scores, lexicon.min_score)
     urgency, urgency_cues = _urgency(matches, negated)
-    flags = _flags(text, matches, scores, lexicon, automatic)
+    flags = _flags(text, matches, sum(scores.values()), lexicon, automatic)
     if flags & {"spam", "auto", "empty"}:
         urgency, urgency_cues = "thuong", []  # never alert on a bounce or an advert
     chosen = cues.get(category, []) if category != FALLBACK or scores else []
@@ -545,7 +549,7 @@ def _urgency(matches: list[Match], negated: set[Match]) -> tuple[str, list[str]]
     return "thuong", []
 
 
-def _flags(text: str, matches: list[Match], scores: dict[str, float], lexicon: Lexicon,
+def _flags(text: str, matches: list[Match], score: float, lexicon: Lexicon,
            automatic: bool) -> frozenset[str]:
     flags: set[str] = {"auto"} if automatic else set()
     counts = {SPAM: 0, ABUSE: 0, EMPTY: 0}
@@ -556,16 +560,17 @@ def _flags(text: str, matches: list[Match], scores: dict[str, float], lexicon: L
                 counts[kind] += 1
                 if kind == EMPTY:
                     filler += m.end - m.start
-    petition = sum(scores.values())
     words = _TOKEN_RE.findall(_URL_RE.sub(" ", normalise(text)))
     links = len(_URL_RE.findall(text))
-    if counts[SPAM] >= 2 or (counts[SPAM] and petition < 2) or links >= lexicon.max_links \
+    # With this much topic evidence a message is a petition, whatever else it says.
+    petition = score >= 2 * lexicon.min_score
+    if counts[SPAM] >= 2 or (counts[SPAM] and not petition) or links >= lexicon.max_links \
             or _foreign(words):
         flags.add("spam")
-    if counts[ABUSE] and petition < 2:
+    if counts[ABUSE] and not petition:
         flags.add("abuse")
     content = len(words) - filler
-    if not flags - {"auto"} and not petition and content <= 3:
+    if not flags - {"auto"} and score < lexicon.min_score and content <= 3:
         flags.add("empty")
     return frozenset(flags)
 

@@ -469,3 +469,11 @@ def test_no_flags_on_real_comments_with_or_without_accents(shared_dir: Path,
                 if k(text, lexicon).flags:
                     flagged.append(text[:60])
     assert flagged == []
+
+
+def test_anonymiser_marks_are_not_content(lexicon: classify.Lexicon) -> None:
+    # A QR mail with nothing but the default subject and a redacted signature.
+    r = k("Góp ý\n\nTest\n\n[tên]\n[số điện thoại] [số giấy tờ]", lexicon)
+    assert "empty" in r.flags and r.category == "khac-gop-y"
+    r = k("Góp ý\n\nRác chất đống ở đầu ngõ 4.\n\n[tên] [số điện thoại]", lexicon)
+    assert r.flags == frozenset() and r.category == "moi-truong"
