@@ -351,15 +351,20 @@ HEADER_VALUE = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=
 @st.composite
 def mime_tree(draw: st.DrawFn, address: str, depth: int = 0) -> bytes:
     """A MIME entity (headers + body) with the address somewhere in its text, maybe."""
-    kind = draw(st.sampled_from(["plain", "html", "binary", "multipart"] if depth < 3
+    kind = draw(st.sampled_from(["plain", "html", "binary", "multipart", "message"] if depth < 3
                                 else ["plain", "html", "binary"]))
     if kind == "multipart":
         boundary = f"b{depth}{draw(st.integers(0, 9999))}"
         children = draw(st.lists(mime_tree(address, depth + 1), min_size=1, max_size=3))
         sub = draw(st.sampled_from(["mixed", "alternative", "related", "report"]))
         body = b"".join(b"--" + boundary.encode() + b"\r\n" + c + b"\r\n" for c in children)
+        closing = b"--" + boundary.encode() + b"--\r\n" if draw(st.booleans()) else b""
         return (f"Content-Type: multipart/{sub}; boundary=\"{boundary}\"\r\n\r\n".encode()
-                + b"preamble\r\n" + body + b"--" + boundary.encode() + b"--\r\n")
+                + b"preamble\r\n" + body + closing)  # sometimes unclosed, as broken mail is
+    if kind == "message":
+        inner = draw(mime_tree(address, depth + 1))
+        return (b"Content-Type: message/rfc822\r\n\r\nFrom: x@y.vn\r\nSubject: fwd\r\n"
+                + inner)
     if kind == "binary":
         data = draw(st.binary(max_size=64))
         import base64
@@ -372,7 +377,7 @@ def mime_tree(draw: st.DrawFn, address: str, depth: int = 0) -> bytes:
     charset = draw(st.sampled_from(CHARSETS))
     codec = charset if charset and anonymise_safe_codec(charset) else "utf-8"
     data = text.encode(codec, errors="replace")
-    cte = draw(st.sampled_from(["8bit", "quoted-printable", "base64", None]))
+    cte = draw(st.sampled_from(["8bit", "quoted-printable", "base64", None, "7-bit", "x-uue"]))
     if cte == "quoted-printable":
         import quopri
 
@@ -403,7 +408,8 @@ def message(draw: st.DrawFn) -> tuple[bytes, str]:
     address = draw(ADDRESS)
     display = draw(HEADER_VALUE)
     subject = draw(st.sampled_from([
-        f"Góp ý {address}", draw(HEADER_VALUE), f"=?utf-8?q?{address}?= re", ""]))
+        f"Góp ý {address}", draw(HEADER_VALUE), f"=?utf-8?q?{address}?= re", "",
+        f"=?y?q?{address}?=", f"=?windows-1258?b?{_b64(address)}?= x", f"=?utf-8?b?{draw(WORDS)}?="]))
     from_header = draw(st.sampled_from([
         f"{display} <{address}>", address, f"\"{address}\" <{address}>",
         f"=?utf-8?b?{_b64(display)}?= <{address}>"]))
