@@ -52,7 +52,11 @@ pass_obj = click.make_pass_decorator(_Obj)
 def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """Hòm thư số: a confidential feedback mailbox."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # -v raises only our own loggers: libraries log whole messages at DEBUG (imapclient
+    # dumps FETCH responses, From and body included), and our logs must never show one.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("mailbox_processor").setLevel(level)
     ctx.obj = _Obj(config_path)
 
 

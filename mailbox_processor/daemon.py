@@ -9,18 +9,19 @@ recognised by its UID or content hash — or has it stored already.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from . import ack, pipeline, retention
+from . import ack, alerts, pipeline, retention
 from .config import Config
 from .errors import TransientError
 from .imap import BATCH_BYTES, Mailbox, Meta
@@ -43,7 +44,6 @@ class Summary:
     stored: int = 0
     duplicates: int = 0
     quarantined: int = 0
-    urgent: list[str] = field(default_factory=list)
 
     def add(self, outcome: pipeline.Outcome) -> None:
         if outcome.duplicate:
@@ -52,14 +52,11 @@ class Summary:
             self.quarantined += 1
         else:
             self.stored += 1
-            if outcome.urgency == "khan":
-                self.urgent.append(outcome.ref)
 
     def merge(self, other: Summary) -> None:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
-        self.urgent += other.urgent
 
     def line(self) -> str:
         return (f"stored {self.stored}, duplicates {self.duplicates}, "
@@ -238,6 +235,7 @@ class Daemon:
         ctx = pipeline.Context.load(self.config)
         self.acknowledger = ack.Acknowledger(self.config)
         self.hooks.append(self.acknowledger.send_pending)
+        self.hooks.append(functools.partial(alerts.send_pending, self.config))
         if self.config.retention.purge_daily:
             self.hooks.append(retention.DailyPurge(self.config, on_progress=self.notify.watchdog))
         with single_instance(self.config):
@@ -270,11 +268,13 @@ class Daemon:
 
     def _serve(self, mailbox: Mailbox, store: Store, ctx: pipeline.Context) -> None:
         while not self.stop.is_set():
-            self.total.merge(drain(mailbox, store, ctx, self.stop,
-                                   on_message=lambda o: (self.notify.watchdog(),
-                                                         self.acknowledger.note(o))))
+            summary = drain(mailbox, store, ctx, self.stop,
+                            on_message=lambda o: (self.notify.watchdog(), self.acknowledger.note(o)))
+            self.total.merge(summary)
             if self.stop.is_set():
                 return
+            if summary.stored:
+                self._hooks_at = 0.0  # new mail: alerts and acknowledgements at the next tick
             self.notify.status(f"đã lưu {self.total.stored}, cách ly {self.total.quarantined}")
             mailbox.wait(self.config.imap.poll_seconds, self.stop, lambda: self._tick(store))
 

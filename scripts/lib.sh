@@ -1,7 +1,7 @@
 # Shared by scripts/test and scripts/demo: install what the project needs on a fresh machine.
 # shellcheck shell=bash
 
-DEBIAN_PACKAGES=(dovecot-imapd dovecot-core libcairo2)
+DEBIAN_PACKAGES=(dovecot-imapd dovecot-core libcairo2 chromium)
 
 need_root_for() {
   if [ "$(id -u)" != 0 ]; then

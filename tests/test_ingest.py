@@ -531,3 +531,35 @@ def test_received_date_is_the_mailbox_local_date(
     imap_account.server.append(imap_account.user, [citizen_mail(1)], when=when)
     run_cli(config, "fetch", "--once", check=True)
     assert stored(config)[0]["date"] == "2026-12-01"
+
+
+def test_run_alerts_leaders_of_an_urgent_message_within_2_minutes(
+    make_config, imap_account: ImapAccount, smtp_plain
+) -> None:
+    config = make_config(imap=imap_account.imap_config(poll_seconds=600), acknowledge=NO_ACK,
+                         smtp=smtp_plain.smtp_config("none"))
+    server, user = imap_account.server, imap_account.user
+    daemon = start_daemon(config)
+    try:
+        wait_for(lambda: count_rows(config) == 0 and daemon.poll() is None, 10)
+        time.sleep(1.0)
+        start = time.monotonic()
+        server.append(user, [
+            citizen_mail(1, body="Cháy nhà ở ngõ 7, khói bốc lên nghi ngút, có người mắc kẹt "
+                                 "trên tầng hai, đề nghị gọi cứu hỏa ngay!"),
+            citizen_mail(2, body="Dây điện bị đứt rơi xuống đường, đang tóe lửa, rất nguy hiểm "
+                                 "cho người đi qua."),
+        ])
+        wait_for(lambda: len(smtp_plain.envelopes) >= 1, 120)
+        elapsed = time.monotonic() - start
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=15)
+    urgent = [r for r in stored(config) if r["urgency"] == "khan"]
+    assert len(urgent) == 2, stored(config)
+    assert elapsed < 120
+    assert len(smtp_plain.envelopes) == 1, "two urgent messages, one batched alert"
+    alert = smtp_plain.messages()[0]
+    body = alert.get_body(("plain",)).get_content()
+    assert all(r["ref"] in body for r in urgent)
+    assert "nguoidan" not in alert.as_string()
