@@ -563,3 +563,20 @@ def test_run_alerts_leaders_of_an_urgent_message_within_2_minutes(
     body = alert.get_body(("plain",)).get_content()
     assert all(r["ref"] in body for r in urgent)
     assert "nguoidan" not in alert.as_string()
+
+
+def test_verbose_logs_of_a_drain_name_no_sender_subject_or_text(
+    account_config, imap_account: ImapAccount
+) -> None:
+    config = account_config()
+    imap_account.server.append(imap_account.user, [citizen_mail(5)])
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mailbox_processor", "--config", str(config), "-vv", "fetch", "--once"],
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "HT-" in result.stderr, "the debug log should at least name the reference code"
+    for planted in ("nguoidan5", "Người dân 5", "Góp ý số 5", "Kính gửi", "mail.gmail.example"):
+        assert planted not in result.stderr
