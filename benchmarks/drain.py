@@ -133,14 +133,29 @@ def getmail(server: Dovecot, work: Path) -> None:
     subprocess.run(cmd, check=True)
 
 
+# The child reports its own VmHWM at exit. Its ru_maxrss would not do: Linux carries
+# the parent's peak across fork/exec into it, and this process holds every test message.
+REPORT_PEAK = """
+import atexit, re, sys
+def report():
+    status = open("/proc/self/status").read()
+    open(path, "w").write(re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
+path = sys.argv.pop(1)
+atexit.register(report)
+from mailbox_processor.cli import main
+sys.argv[0] = "mailbox-processor"
+main()
+"""
+
+
 def fetch_once(config: Path) -> int:
-    """Run `fetch --once`; return its peak RSS in KiB (from wait4, this child alone)."""
-    p = subprocess.Popen([sys.executable, "-m", "mailbox_processor", "--config", str(config),
-                          "fetch", "--once"], stdout=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit("fetch --once failed")
-    return usage.ru_maxrss
+    """Run `fetch --once`; return its peak RSS in KiB."""
+    with tempfile.NamedTemporaryFile("r") as peak:
+        cmd = [sys.executable, "-c", REPORT_PEAK, peak.name, "--config", str(config),
+               "fetch", "--once"]
+        if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
+            raise SystemExit("fetch --once failed")
+        return int(peak.read())
 
 
 def make_config(work: Path, server: Dovecot) -> Path:

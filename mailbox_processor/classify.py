@@ -24,6 +24,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .models import Classification, Submission
+from .vietnamese import FOLD, fold_chars
 
 # The fixed slugs of shared/eval/taxonomy.md, in the order leaders see them.
 CATEGORIES: tuple[str, ...] = (
@@ -61,25 +62,12 @@ _MARK_RE = re.compile(r"\[(?:tên|email|số điện thoại|số giấy tờ)\]
 # ----- accent folding ---------------------------------------------------------------
 
 
-def _fold_table() -> dict[int, str]:
-    # Built from Unicode itself so every precomposed Vietnamese letter is covered;
-    # đ/Đ have no decomposition and are mapped by hand.
-    table: dict[int, str] = {ord("đ"): "d", ord("Đ"): "D"}
-    for cp in range(0xC0, 0x1EFF + 1):
-        base = "".join(
-            c for c in unicodedata.normalize("NFD", chr(cp)) if not unicodedata.combining(c)
-        )
-        if base != chr(cp) and len(base) == 1 and base.isascii():
-            table[cp] = base
-    return table
-
-
-_FOLD = _fold_table()
+_FOLD = FOLD
 
 
 def fold(text: str) -> str:
     """Remove Vietnamese diacritics (NFC input or not), mapping đ→d."""
-    text = unicodedata.normalize("NFC", text).translate(_FOLD)
+    text = fold_chars(unicodedata.normalize("NFC", text))
     if text.isascii():
         return text
     # Combining marks left over (a mark on a letter with no precomposed form).
@@ -394,7 +382,7 @@ def _unaccented(tokens: list[str], threshold: float) -> bool:
     words = [t for t in tokens if not t.isdigit()]
     if not words:
         return False
-    accented = sum(1 for t in words if any(_is_vietnamese_letter(c) for c in t))
+    accented = sum(1 for t in words if t.translate(FOLD) != t)
     return accented / len(words) < threshold
 
 

@@ -29,6 +29,7 @@ SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 MAGIC = b"HTS1"
 IDENTITY_HEADERS = {"from_": "From", "sender": "Sender", "reply_to": "Reply-To",
                     "return_path": "Return-Path"}
+HEADER_LIMIT = 1024 * 1024
 PUBLIC_NAME = "archive-public.pem"
 PRIVATE_NAME = "archive-private.pem"
 
@@ -44,7 +45,10 @@ def identity_of(raw: bytes) -> SenderIdentity:
     parse is sealed with whatever identity its headers claim.
     """
     try:
-        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        # The header section only: the parser would otherwise decode the whole message.
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+            raw[:_header_end(raw)]
+        )
     except Exception:
         return SenderIdentity()
     values = {}
@@ -52,6 +56,13 @@ def identity_of(raw: bytes) -> SenderIdentity:
         value = msg.get(header)
         values[field_name] = _decode(value) if value is not None else ""
     return SenderIdentity(**values)
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the header section ends (the first empty line), at most 1 MiB in."""
+    ends = [raw.find(sep, 0, HEADER_LIMIT) for sep in (b"\r\n\r\n", b"\n\n")]
+    found = [i for i in ends if i >= 0]
+    return min(found) + 2 if found else min(len(raw), HEADER_LIMIT)
 
 
 def _decode(value: object) -> str:
