@@ -68,13 +68,23 @@ def load_pepper(path: str) -> bytes:
 
 
 def _create_pepper(p: Path) -> None:
+    """Write it whole under a temporary name, then link it into place: two processes
+    starting at once (a drain and its workers, or `init`) never see a partial pepper,
+    and the second one uses the first one's."""
     p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(os.urandom(PEPPER_BYTES))
-        f.flush()
-        os.fsync(f.fileno())
-    log.info("created a new pepper file for pseudonyms")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(PEPPER_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, p)
+        log.info("created a new pepper file for pseudonyms")
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ----- the stage ------------------------------------------------------------------

@@ -110,7 +110,9 @@ def _is_vietnamese_letter(ch: str) -> bool:
 
 Phrase = tuple[str, ...]
 Hit = tuple[int, str, float]  # kind, target (category slug or ""), weight
-Index = dict[str, tuple[tuple[Phrase, tuple[Hit, ...]], ...]]
+# First syllable → (phrase length, {phrase: hits}) from the longest length down: one dict
+# lookup per length instead of comparing every phrase that starts with the syllable.
+Index = dict[str, tuple[tuple[int, dict[Phrase, tuple[Hit, ...]]], ...]]
 
 
 @dataclass(frozen=True)
@@ -354,12 +356,12 @@ class _Builder:
 
 
 def _index(entries: dict[Phrase, list[Hit]]) -> Index:
-    by_first: dict[str, list[tuple[Phrase, tuple[Hit, ...]]]] = {}
+    by_first: dict[str, dict[int, dict[Phrase, tuple[Hit, ...]]]] = {}
     for phrase, hits in entries.items():
-        by_first.setdefault(phrase[0], []).append((phrase, tuple(hits)))
+        by_first.setdefault(phrase[0], {}).setdefault(len(phrase), {})[phrase] = tuple(hits)
     return {
-        first: tuple(sorted(items, key=lambda item: -len(item[0])))
-        for first, items in by_first.items()
+        first: tuple(sorted(by_length.items(), reverse=True))
+        for first, by_length in by_first.items()
     }
 
 
@@ -430,19 +432,22 @@ def _scan(tokens: list[str], index: Index, fallback: Index | None,
 
 
 def _longest(tokens: list[str], i: int,
-             candidates: tuple[tuple[Phrase, tuple[Hit, ...]], ...] | None,
+             candidates: tuple[tuple[int, dict[Phrase, tuple[Hit, ...]]], ...] | None,
              min_len: int) -> tuple[int, tuple[Hit, ...]] | None:
     if not candidates:
         return None
     n = len(tokens)
-    for phrase, hits in candidates:  # longest first
-        k = len(phrase)
+    for k, phrases in candidates:  # longest first
         if k < min_len:
             break
-        if i + k <= n and (k == 1 or tuple(tokens[i:i + k]) == phrase):
-            if min_len > 1 and not all(t.isascii() for t in tokens[i:i + k]):
-                continue
-            return k, hits
+        if i + k > n:
+            continue
+        hits = phrases.get(tuple(tokens[i:i + k]))
+        if hits is None:
+            continue
+        if min_len > 1 and not all(t.isascii() for t in tokens[i:i + k]):
+            continue
+        return k, hits
     return None
 
 

@@ -8,6 +8,7 @@ recognised by its UID or content hash — or has it stored already.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import functools
 import logging
@@ -15,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +24,12 @@ import click
 
 from . import ack, alerts, pipeline, retention
 from .config import Config
-from .errors import TransientError
+from .errors import MessageError, TransientError
 from .imap import BATCH_BYTES, Mailbox, Meta
 from .models import RawMail
 from .sdnotify import Notifier
 from .store import Store
+from .workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,21 @@ class Summary:
     def line(self) -> str:
         return (f"stored {self.stored}, duplicates {self.duplicates}, "
                 f"quarantined {self.quarantined}")
+
+
+M_MMAP_THRESHOLD = -3
+
+
+def return_big_buffers() -> None:
+    """Have glibc hand every buffer over 1 MiB straight back to the system when freed.
+
+    A 20 MB message passes through several transient copies (IMAP literal, pickle for
+    a worker, the seal). glibc's default raises its mmap threshold after the first such
+    free, so later copies land on the heap and stay resident: 201 MB peak RSS for one
+    20 MB message with the default, 162 MB with a fixed threshold (benchmarks/drain.py).
+    """
+    with suppress(OSError, AttributeError):  # not glibc: nothing to tune
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 1024 * 1024)
 
 
 @contextmanager
@@ -100,8 +117,12 @@ def drain(
     stop: threading.Event,
     on_message: Callable[[pipeline.Outcome], None] = lambda _o: None,
     on_total: Callable[[int], None] = lambda _n: None,
+    workers: Workers | None = None,
 ) -> Summary:
-    """Store every message waiting in the folder, then move each on the server."""
+    """Store every message waiting in the folder, then move each on the server.
+
+    Without `workers` the readable copies are made in this process.
+    """
     c = ctx.config.imap
     summary = Summary()
     uidvalidity = mailbox.select()
@@ -116,50 +137,95 @@ def drain(
 
     new = mailbox.uids_above(last_uid)
     on_total(len(new))
-    for start in range(0, len(new), c.batch_size * 4):
-        chunk = new[start : start + c.batch_size * 4]
-        meta = mailbox.meta(chunk)
-        for batch in _batches(chunk, meta, c.batch_size, c.max_message_bytes):
-            done = _drain_batch(mailbox, store, ctx, batch, meta, uidvalidity, stop, on_message)
-            for outcome in done:
-                summary.add(outcome)
+    # One batch ahead: the next one is fetched and handed to the workers while this
+    # one is committed and moved, so neither the workers nor the connection wait.
+    ahead: _Batch | None = None
+    for batch, meta in _all_batches(mailbox, new, c.batch_size, c.max_message_bytes):
+        taken = {ref for _raw, ref in ahead.jobs} if ahead else set()
+        following = _dispatch(mailbox, store, ctx, workers, batch, meta, uidvalidity, taken)
+        if ahead:
+            summary.merge(_finish(mailbox, store, ctx, ahead, stop, on_message))
             if stop.is_set():
-                return summary
+                return summary  # `following` was not committed: it stays in the inbox
+        ahead = following
+    if ahead:
+        summary.merge(_finish(mailbox, store, ctx, ahead, stop, on_message))
     return summary
 
 
-def _drain_batch(
-    mailbox: Mailbox,
-    store: Store,
-    ctx: pipeline.Context,
-    batch: list[int],
-    meta: dict[int, Meta],
-    uidvalidity: int,
-    stop: threading.Event,
-    on_message: Callable[[pipeline.Outcome], None],
-) -> list[pipeline.Outcome]:
-    c = ctx.config.imap
-    present = [u for u in batch if u in meta]  # expunged by someone else meanwhile: gone
-    small = [u for u in present if meta[u].size <= c.max_message_bytes]
-    bodies = mailbox.fetch(small)
-    outcomes: list[pipeline.Outcome] = []
+def _all_batches(mailbox: Mailbox, uids: list[int], limit: int,
+                 max_bytes: int) -> Iterator[tuple[list[int], dict[int, Meta]]]:
+    step = limit * 4
+    for start in range(0, len(uids), step):
+        chunk = uids[start : start + step]
+        meta = mailbox.meta(chunk)
+        for batch in _batches(chunk, meta, limit, max_bytes):
+            yield batch, meta
+
+
+@dataclass
+class _Batch:
+    """Messages on their way: the ones already stored, and the rest being made readable."""
+
+    known: list[tuple[RawMail, pipeline.Outcome]]
+    jobs: list[tuple[RawMail, str]]
+    results: Iterator[pipeline.Readable | MessageError]
+
+
+def _dispatch(mailbox: Mailbox, store: Store, ctx: pipeline.Context, workers: Workers | None,
+              batch: list[int], meta: dict[int, Meta], uidvalidity: int,
+              taken: set[str]) -> _Batch:
+    known: list[tuple[RawMail, pipeline.Outcome]] = []
+    jobs: list[tuple[RawMail, str]] = []
+    for raw in _fetch(mailbox, ctx, batch, meta, uidvalidity):
+        outcome = pipeline.duplicate(raw, store)
+        if outcome:
+            known.append((raw, outcome))
+        else:
+            ref = store.new_ref(taken)
+            taken.add(ref)
+            jobs.append((raw, ref))
+    results = (workers.results(jobs) if workers
+               else (pipeline.attempt(raw, ref, ctx) for raw, ref in jobs))
+    return _Batch(known, jobs, results)
+
+
+def _finish(mailbox: Mailbox, store: Store, ctx: pipeline.Context, b: _Batch,
+            stop: threading.Event, on_message: Callable[[pipeline.Outcome], None]) -> Summary:
+    """Commit a batch in UID order, then move what was committed."""
+    summary = Summary()
     processed: list[int] = []
     quarantined: list[int] = []
+
+    def done(raw: RawMail, outcome: pipeline.Outcome) -> None:
+        (quarantined if outcome.quarantined else processed).append(raw.uid)
+        summary.add(outcome)
+        on_message(outcome)
+
+    for raw, outcome in b.known:
+        done(raw, outcome)
+    for (raw, ref), result in zip(b.jobs, b.results, strict=True):
+        if stop.is_set():
+            break  # what is not committed stays in the inbox for the next run
+        done(raw, pipeline.commit(raw, ref, result, store, ctx))
+    _move(mailbox, processed, quarantined)
+    return summary
+
+
+def _fetch(mailbox: Mailbox, ctx: pipeline.Context, batch: list[int], meta: dict[int, Meta],
+           uidvalidity: int) -> Iterator[RawMail]:
+    """The batch's messages; one too large to download comes with its header only."""
+    limit = ctx.config.imap.max_message_bytes
+    present = [u for u in batch if u in meta]  # expunged by someone else meanwhile: gone
+    small = [u for u in present if meta[u].size <= limit]
+    bodies = mailbox.fetch(small)
     for uid in present:
+        if uid in small and uid not in bodies:
+            continue  # vanished between FETCH calls; it will be seen again if it still exists
         complete = uid in bodies
         data = bodies.pop(uid) if complete else mailbox.fetch_header(uid)
-        if uid in small and not complete:
-            continue  # vanished between FETCH calls; it will be seen again if it still exists
-        raw = RawMail(folder=mailbox.folder, uidvalidity=uidvalidity, uid=uid, data=data,
+        yield RawMail(folder=mailbox.folder, uidvalidity=uidvalidity, uid=uid, data=data,
                       received=meta[uid].received, size=meta[uid].size, complete=complete)
-        outcome = pipeline.process(raw, store, ctx)
-        (quarantined if outcome.quarantined else processed).append(uid)
-        outcomes.append(outcome)
-        on_message(outcome)
-        if stop.is_set():
-            break
-    _move(mailbox, processed, quarantined)
-    return outcomes
 
 
 def _finish_known(mailbox: Mailbox, store: Store, uids: list[int], uidvalidity: int) -> None:
@@ -184,14 +250,17 @@ def _move(mailbox: Mailbox, processed: list[int], quarantined: list[int]) -> Non
 
 def fetch_once(config: Config, progress: bool = False) -> Summary:
     """`fetch --once`: drain the mailbox and return the counts."""
+    return_big_buffers()
     ctx = pipeline.Context.load(config)
     acknowledger = ack.Acknowledger(config)
-    with single_instance(config):
+    # Workers first: forked before the lock and the store are opened, they hold neither.
+    with Workers(ctx) as workers, single_instance(config):
         store = Store.open(config.store.path)
         mailbox = Mailbox.connect(config)
         try:
             if not progress:
-                return drain(mailbox, store, ctx, threading.Event(), on_message=acknowledger.note)
+                return drain(mailbox, store, ctx, threading.Event(), on_message=acknowledger.note,
+                             workers=workers)
             bar: list = []
 
             def start(n: int) -> None:
@@ -201,7 +270,7 @@ def fetch_once(config: Config, progress: bool = False) -> Summary:
             try:
                 return drain(mailbox, store, ctx, threading.Event(),
                              on_message=lambda o: (bar[0].update(1), acknowledger.note(o)),
-                             on_total=start)
+                             on_total=start, workers=workers)
             finally:
                 if bar:
                     bar[0].__exit__(None, None, None)
@@ -232,13 +301,14 @@ class Daemon:
     def run(self) -> None:
         for s in STOP_SIGNALS:
             signal.signal(s, self._on_signal)
+        return_big_buffers()
         ctx = pipeline.Context.load(self.config)
         self.acknowledger = ack.Acknowledger(self.config)
         self.hooks.append(self.acknowledger.send_pending)
         self.hooks.append(functools.partial(alerts.send_pending, self.config))
         if self.config.retention.purge_daily:
             self.hooks.append(retention.DailyPurge(self.config, on_progress=self.notify.watchdog))
-        with single_instance(self.config):
+        with Workers(ctx) as self.workers, single_instance(self.config):
             store = Store.open(self.config.store.path)
             try:
                 self._loop(store, ctx)
@@ -269,7 +339,8 @@ class Daemon:
     def _serve(self, mailbox: Mailbox, store: Store, ctx: pipeline.Context) -> None:
         while not self.stop.is_set():
             summary = drain(mailbox, store, ctx, self.stop,
-                            on_message=lambda o: (self.notify.watchdog(), self.acknowledger.note(o)))
+                            on_message=lambda o: (self.notify.watchdog(), self.acknowledger.note(o)),
+                            workers=self.workers)
             self.total.merge(summary)
             if self.stop.is_set():
                 return

@@ -32,3 +32,7 @@ class MessageError(MailboxError):
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
         self.detail = detail
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Pickled between worker processes: rebuild from kind and detail, not the text.
+        return (MessageError, (self.kind, self.detail))

@@ -27,8 +27,9 @@ from .errors import ConfigError, TransientError
 log = logging.getLogger(__name__)
 
 # Messages fetched per round trip are also bounded by their total size, so a
-# batch never holds more than this in memory, whatever batch_size says.
-BATCH_BYTES = 32 * 1024 * 1024
+# batch never holds more than this in memory, whatever batch_size says (intake
+# keeps two batches in hand: one being committed, the next being prepared).
+BATCH_BYTES = 16 * 1024 * 1024
 IDLE_RENEW_SECONDS = 9 * 60  # servers may drop an IDLE after 10 minutes (RFC 2177 says 29)
 
 

@@ -1,15 +1,18 @@
-"""One message from raw bytes to a committed row: seal, parse, anonymise, classify, store.
+"""One message from raw bytes to a committed row: parse, anonymise, classify, seal, store.
 
-A plain loop of stages. Sealing comes first and cannot fail on bad mail, so
-whatever happens later the original is kept; any failure after it sends the
-message to quarantine, and the run goes on with the next one.
+A plain line of stages in two halves. `attempt` makes the readable copy and
+may fail on bad mail; it touches nothing, so it can run in a worker process.
+`commit` seals the original — which cannot fail on bad mail — and stores it
+with the readable copy, or in quarantine with the reason, in one transaction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import sqlite3
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -18,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from . import anonymise, classify, parse, seal
 from .config import Config
 from .errors import MessageError
-from .models import Parsed, RawMail, Sealed
+from .models import Classification, Parsed, RawMail, Sealed, Submission
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -57,47 +60,80 @@ def local_date(moment: dt.datetime, tz: str) -> dt.date:
     return moment.astimezone(ZoneInfo(tz)).date()
 
 
-def process(raw: RawMail, store: Store, ctx: Context) -> Outcome:
-    """Store one message exactly once (as a submission, in quarantine, or as a known duplicate)."""
-    sha = hashlib.sha256(raw.data).hexdigest()
-    hit = store.known(raw.folder, raw.uidvalidity, raw.uid) or (
-        store.by_hash(sha) if raw.complete else None
-    )
-    if hit:
-        ref, quarantined = hit
-        store.record_duplicate(raw.folder, raw.uidvalidity, raw.uid, ref)
-        log.info("uid %s: already stored as %s", raw.uid, ref)
-        return Outcome(ref=ref, duplicate=True, quarantined=quarantined)
+@dataclass(frozen=True)
+class Readable:
+    """The readable copy of one message, as a worker makes it."""
 
+    submission: Submission
+    classification: Classification
+    # Headers and identity for the acknowledgement; attachment bytes dropped.
+    parsed: Parsed
+
+
+def process(raw: RawMail, store: Store, ctx: Context) -> Outcome:
+    """One message, start to finish, in this process (the daemon spreads the middle
+    step over worker processes; see workers.py)."""
+    known = duplicate(raw, store)
+    if known:
+        return known
     ref = store.new_ref()
-    sealed = seal.seal(raw.data, seal.identity_of(raw.data), ref, ctx.public_key)
-    received_on = local_date(raw.received, ctx.config.mailbox.timezone)
+    return commit(raw, ref, attempt(raw, ref, ctx), store, ctx)
+
+
+def duplicate(raw: RawMail, store: Store) -> Outcome | None:
+    """A message already stored, by its UID or, whatever the UID, by its bytes."""
+    hit = store.known(raw.folder, raw.uidvalidity, raw.uid) or (
+        store.by_hash(hashlib.sha256(raw.data).hexdigest()) if raw.complete else None
+    )
+    if not hit:
+        return None
+    ref, quarantined = hit
+    store.record_duplicate(raw.folder, raw.uidvalidity, raw.uid, ref)
+    log.info("uid %s: already stored as %s", raw.uid, ref)
+    return Outcome(ref=ref, duplicate=True, quarantined=quarantined)
+
+
+def attempt(raw: RawMail, ref: str, ctx: Context) -> Readable | MessageError:
+    """parse → anonymise → classify, or why not. Touches no store: runs in a worker."""
     try:
         if not raw.complete:
             raise MessageError("too-large", f"{raw.size} bytes")
         parsed = parse.parse(raw.data, ctx.config.parse)
         submission = anonymise.anonymise(
-            parsed, ref=ref, received_on=received_on, config=ctx.config, pepper=ctx.pepper
+            parsed, ref=ref, received_on=local_date(raw.received, ctx.config.mailbox.timezone),
+            config=ctx.config, pepper=ctx.pepper,
         )
         classification = classify.classify(submission, ctx.lexicon)
     except MessageError as e:
-        return _quarantine(raw, store, sealed, received_on, e)
-    except Exception as e:
+        return e
+    except Exception as e:  # a bug on one message must not stop the others
         log.error("uid %s (%s): unexpected %s at %s", raw.uid, ref, type(e).__name__, _where(e))
-        return _quarantine(raw, store, sealed, received_on, MessageError("internal", type(e).__name__))
-
-    store.record_submission(
-        raw.folder, raw.uidvalidity, raw.uid, raw.size, sealed, submission, classification
-    )
-    log.info(
-        "uid %s: stored %s (%s, %s)", raw.uid, ref, classification.category, classification.urgency
-    )
-    return Outcome(ref=ref, urgency=classification.urgency, parsed=parsed)
+        return MessageError("internal", type(e).__name__)
+    return Readable(submission, classification, dataclasses.replace(parsed, parts=()))
 
 
-def _quarantine(
-    raw: RawMail, store: Store, sealed: Sealed, received_on: dt.date, error: MessageError
-) -> Outcome:
+def commit(raw: RawMail, ref: str, result: Readable | MessageError, store: Store,
+           ctx: Context) -> Outcome:
+    """Seal the original and store it with its readable copy (or in quarantine), at once."""
+    sealed = seal.seal(raw.data, seal.identity_of(raw.data), ref, ctx.public_key)
+    try:
+        if isinstance(result, MessageError):
+            return _quarantine(raw, store, sealed, ctx, result)
+        s, k = result.submission, result.classification
+        store.record_submission(raw.folder, raw.uidvalidity, raw.uid, raw.size, sealed, s, k)
+    except sqlite3.IntegrityError:
+        # The same bytes twice in one batch: the first copy was committed meanwhile.
+        known = duplicate(raw, store)
+        if known is None:
+            raise
+        return known
+    log.info("uid %s: stored %s (%s, %s)", raw.uid, ref, k.category, k.urgency)
+    return Outcome(ref=ref, urgency=k.urgency, parsed=result.parsed)
+
+
+def _quarantine(raw: RawMail, store: Store, sealed: Sealed, ctx: Context,
+                error: MessageError) -> Outcome:
+    received_on = local_date(raw.received, ctx.config.mailbox.timezone)
     store.record_quarantine(raw.folder, raw.uidvalidity, raw.uid, raw.size, sealed, received_on, error)
     # The kind only: a library's message may quote the header or body that tripped it.
     log.warning("uid %s: quarantined as %s (%s)", raw.uid, sealed.ref, error.kind)

@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,9 +238,12 @@ class Store:
 
     # ----- intake ---------------------------------------------------------------
 
-    def new_ref(self) -> str:
+    def new_ref(self, taken: Collection[str] = ()) -> str:
+        """A random unused code; `taken` are codes handed out but not yet committed."""
         while True:
             ref = REF_PREFIX + "".join(secrets.choice(REF_ALPHABET) for _ in range(5))
+            if ref in taken:
+                continue
             if not self.conn.execute("SELECT 1 FROM message WHERE ref=?", (ref,)).fetchone():
                 return ref
 

@@ -464,3 +464,20 @@ def _hypothesis_config() -> config.Config:
             "locations": [{"slug": "tdp3", "name": "Tổ dân phố 3"}],
         }, Path("hypothesis.toml")))
     return _CONFIG[0]
+
+
+def test_processes_creating_the_pepper_at_once_all_get_the_same_whole_one(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "state" / "pepper"
+    code = "import sys; from mailbox_processor import anonymise; " \
+           "sys.stdout.write(anonymise.load_pepper(sys.argv[1]).hex())"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outs = [p.communicate(timeout=60) for p in procs]
+
+    assert all(p.returncode == 0 for p in procs), [err for _out, err in outs]
+    assert len({out for out, _err in outs}) == 1
+    assert len(bytes.fromhex(outs[0][0])) == 32
+    assert [f.name for f in path.parent.iterdir()] == ["pepper"]
