@@ -162,30 +162,31 @@ main()
 
 
 def fetch_once(config: Path) -> tuple[int, int]:
-    """Run `fetch --once`: (its own peak RSS, the peak of it and its workers together), KiB."""
+    """Run `fetch --once`: (its own peak RSS, the peak PSS of it and its workers), KiB."""
     with tempfile.NamedTemporaryFile("r") as peak:
         cmd = [sys.executable, "-c", REPORT_PEAK, peak.name, "--config", str(config),
                "fetch", "--once"]
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         tree = 0
         while p.poll() is None:  # sampled: the workers leave no VmHWM behind
-            tree = max(tree, tree_rss(p.pid))
+            tree = max(tree, tree_pss(p.pid))
             time.sleep(0.05)
         if p.returncode != 0:
             raise SystemExit("fetch --once failed")
         return int(peak.read()), tree
 
 
-def tree_rss(root: int) -> int:
-    """VmRSS of a process and all its descendants, KiB (0 for one that just ended)."""
+def tree_pss(root: int) -> int:
+    """Proportional set size of a process and all its descendants, KiB: pages the
+    forked workers share with their parent count once, not once per process."""
     try:
-        status = Path(f"/proc/{root}/status").read_text()
+        rollup = Path(f"/proc/{root}/smaps_rollup").read_text()
         children = Path(f"/proc/{root}/task/{root}/children").read_text().split()
     except OSError:
-        return 0
-    own = next((int(line.split()[1]) for line in status.splitlines()
-                if line.startswith("VmRSS:")), 0)
-    return own + sum(tree_rss(int(child)) for child in children)
+        return 0  # it just ended
+    own = next((int(line.split()[1]) for line in rollup.splitlines()
+                if line.startswith("Pss:")), 0)
+    return own + sum(tree_pss(int(child)) for child in children)
 
 
 def make_config(work: Path, server: Dovecot) -> Path:
@@ -226,7 +227,7 @@ def main() -> None:
               f"fetch {args.n / t_fetch:.0f}")
         print(f"  fetch vs getmail6: {t_getmail / t_fetch:.2f}x the throughput; "
               f"vs floor: {t_floor / t_fetch:.2f}x")
-        print(f"  peak RSS {rss[0][0] / 1024:.0f} MB; with its workers {rss[0][1] / 1024:.0f} MB")
+        print(f"  peak RSS {rss[0][0] / 1024:.0f} MB; with its workers (PSS) {rss[0][1] / 1024:.0f} MB")
 
         photos = [message(rng, 10_000 + i, "photo") for i in range(30)]
         server.append(USER, [*photos[:15], message(rng, 20000, "huge"), *photos[15:]])
@@ -234,7 +235,7 @@ def main() -> None:
         rss.clear()
         t_photo = timed("fetch", lambda: rss.append(fetch_once(config)))
         print(f"  messages/s: {31 / t_photo:.1f}; peak RSS {rss[0][0] / 1024:.0f} MB; "
-              f"with its workers {rss[0][1] / 1024:.0f} MB")
+              f"with its workers (PSS) {rss[0][1] / 1024:.0f} MB")
     finally:
         server.destroy()
         shutil.rmtree(work, ignore_errors=True)
