@@ -25,7 +25,7 @@ import click
 from . import ack, alerts, pipeline, retention
 from .config import Config
 from .errors import MessageError, TransientError
-from .imap import BATCH_BYTES, Mailbox, Meta
+from .imap import Mailbox, Meta, batches
 from .models import RawMail
 from .sdnotify import Notifier
 from .store import Store
@@ -95,21 +95,6 @@ def single_instance(config: Config) -> Iterator[None]:
         yield
 
 
-def _batches(uids: list[int], meta: dict[int, Meta], limit: int, max_bytes: int) -> Iterator[list[int]]:
-    """Consecutive runs of UIDs, at most `limit` long and BATCH_BYTES in total."""
-    batch: list[int] = []
-    total = 0
-    for uid in uids:
-        size = min(meta[uid].size, max_bytes) if uid in meta else 0
-        if batch and (len(batch) >= limit or total + size > BATCH_BYTES):
-            yield batch
-            batch, total = [], 0
-        batch.append(uid)
-        total += size
-    if batch:
-        yield batch
-
-
 def drain(
     mailbox: Mailbox,
     store: Store,
@@ -159,7 +144,9 @@ def _all_batches(mailbox: Mailbox, uids: list[int], limit: int,
     for start in range(0, len(uids), step):
         chunk = uids[start : start + step]
         meta = mailbox.meta(chunk)
-        for batch in _batches(chunk, meta, limit, max_bytes):
+        # A message over max_bytes is not downloaded: it weighs nothing in a batch.
+        sizes = {uid: m.size for uid, m in meta.items() if m.size <= max_bytes}
+        for batch in batches(chunk, sizes, limit):
             yield batch, meta
 
 

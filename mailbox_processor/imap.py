@@ -33,6 +33,21 @@ BATCH_BYTES = 16 * 1024 * 1024
 IDLE_RENEW_SECONDS = 9 * 60  # servers may drop an IDLE after 10 minutes (RFC 2177 says 29)
 
 
+def batches(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
+    """Runs of UIDs in order, at most `limit` messages and BATCH_BYTES in total each."""
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if batch and (len(batch) >= limit or total + size > BATCH_BYTES):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
+
+
 @dataclass(frozen=True)
 class Meta:
     size: int

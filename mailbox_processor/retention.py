@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from .config import Config
 from .errors import TransientError
-from .imap import BATCH_BYTES, Mailbox
+from .imap import Mailbox, batches
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _purge_folder(mailbox: Mailbox, folder: str, hashes: dict[str, str], before:
                 old[uid] = meta.size
         on_progress()
     doomed: list[int] = []
-    for batch in _batches(old):
+    for batch in batches(sorted(old), old, 50):
         for uid, data in _contents(mailbox, batch, old, limit).items():
             ref = hashes.get(hashlib.sha256(data).hexdigest())
             if ref is not None:
@@ -107,20 +107,6 @@ def _purge_folder(mailbox: Mailbox, folder: str, hashes: dict[str, str], before:
         on_progress()
     mailbox.finish(sorted(doomed), None)
     return len(doomed)
-
-
-def _batches(sizes: dict[int, int]) -> list[list[int]]:
-    """UIDs in groups of at most 50 messages and BATCH_BYTES, so memory stays bounded."""
-    batches: list[list[int]] = []
-    batch: list[int] = []
-    total = 0
-    for uid in sorted(sizes):
-        if batch and (len(batch) >= 50 or total + sizes[uid] > BATCH_BYTES):
-            batches.append(batch)
-            batch, total = [], 0
-        batch.append(uid)
-        total += sizes[uid]
-    return [*batches, batch] if batch else batches
 
 
 def _contents(mailbox: Mailbox, batch: list[int], sizes: dict[int, int], limit: int) -> dict[int, bytes]:

@@ -16,7 +16,7 @@ import pytest
 
 from mailbox_processor import seal
 
-pytest_plugins = ["tests.dovecot", "tests.smtpd"]
+pytest_plugins = ["tests.smtpd", "tests.dovecot"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -7,7 +7,6 @@ so its own mailbox. Tests that stop and restart the server get a private one.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import itertools
 import os
 import pwd
@@ -23,44 +22,11 @@ from pathlib import Path
 
 import imapclient
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.smtpd import free_port, make_cert
 
 PASSWORD = "mật-khẩu-thử"
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def self_signed(folder: Path, name: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1: (cert.pem, key.pem)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 CONF = """\
@@ -129,7 +95,7 @@ class Dovecot:
         d = Path(tempfile.mkdtemp(prefix="hts-dovecot-"))
         d.chmod(0o755)  # Dovecot's unprivileged processes must reach the mail folder
         (d / "mail").mkdir()
-        cert, _key = self_signed(d)
+        cert, _key = make_cert(d, ["localhost", "127.0.0.1"])
         if os.geteuid() == 0:
             login_user, internal_user = "dovenull", "dovecot"
             uid, gid = "nobody", "nogroup"
