@@ -1,7 +1,8 @@
 # Shared by scripts/test and scripts/demo: install what the project needs on a fresh machine.
 # shellcheck shell=bash
 
-DEBIAN_PACKAGES=(dovecot-imapd dovecot-core libcairo2 chromium)
+# chromium and a font for the digest render test, libcairo2 for rasterising SVG QR codes.
+DEBIAN_PACKAGES=(dovecot-imapd dovecot-core libcairo2 chromium fonts-dejavu-core)
 
 need_root_for() {
   if [ "$(id -u)" != 0 ]; then
