@@ -1,12 +1,14 @@
 # Shared by scripts/test and scripts/demo: install what the project needs on a fresh machine.
 # shellcheck shell=bash
 
-# chromium and a font for the digest render test, libcairo2 for rasterising SVG QR codes.
-DEBIAN_PACKAGES=(dovecot-imapd dovecot-core libcairo2 chromium fonts-dejavu-core)
+# The demo needs a local Dovecot; the tests also chromium and a font (the digest
+# render check) and libcairo2 (rasterising the SVG QR codes).
+DEMO_PACKAGES=(dovecot-imapd dovecot-core)
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" libcairo2 chromium fonts-dejavu-core)
 
 need_root_for() {
   if [ "$(id -u)" != 0 ]; then
-    echo "error: $1 is missing and installing it needs root (run as root, or: sudo apt-get install ${DEBIAN_PACKAGES[*]})" >&2
+    echo "error: $1 is missing and installing it needs root (run as root, or: sudo apt-get install $1)" >&2
     exit 2
   fi
 }
