@@ -43,14 +43,16 @@ ssl_cert = <{d}/cert.pem
 ssl_key = <{d}/key.pem
 {dh}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 recipient_delimiter = +
 mail_location = maildir:{d}/mail/%u
 mail_fsync = never
 passdb {{
   driver = static
   args = password={password}
+  mechanisms = plain login
 }}
+{oauth2_passdb}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={d}/mail/%u
@@ -89,7 +91,9 @@ class Dovecot:
     process: subprocess.Popen | None = None
 
     @classmethod
-    def create(cls, password: str = PASSWORD) -> Dovecot:
+    def create(cls, password: str = PASSWORD, oauth2_url: str | None = None) -> Dovecot:
+        """A server with a static password, and XOAUTH2 checked against `oauth2_url`
+        (an RFC 7662 introspection endpoint) when given."""
         if not os.path.exists(DOVECOT):
             pytest.skip("dovecot is not installed (scripts/test installs dovecot-imapd)")
         d = Path(tempfile.mkdtemp(prefix="hts-dovecot-"))
@@ -106,7 +110,16 @@ class Dovecot:
             gid = str(os.getegid())
         dh = "ssl_dh = </usr/share/dovecot/dh.pem" if Path("/usr/share/dovecot/dh.pem").exists() else ""
         server = cls(folder=d, port=free_port(), tls_port=free_port(), cert=cert, password=password)
+        oauth2 = ""
+        if oauth2_url:
+            (d / "oauth2.conf.ext").write_text(
+                f"introspection_mode = post\nintrospection_url = {oauth2_url}\n"
+                "force_introspection = yes\nusername_attribute = username\n"
+                "active_attribute = active\nactive_value = true\n")
+            oauth2 = (f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                      f"  args = {d}/oauth2.conf.ext\n}}\n")
         (d / "dovecot.conf").write_text(CONF.format(
+            oauth2_mechanisms=" xoauth2 oauthbearer" if oauth2_url else "", oauth2_passdb=oauth2,
             d=d, login_user=login_user, internal_user=internal_user, uid=uid, gid=gid, dh=dh,
             password=password, port=server.port, tls_port=server.tls_port))
         return server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import http.server
 import json
 import os
 import random
@@ -13,7 +14,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -584,3 +587,80 @@ def test_verbose_logs_of_a_drain_name_no_sender_subject_or_text(
     assert "HT-" in result.stderr, "the debug log should at least name the reference code"
     for planted in ("nguoidan5", "Người dân 5", "Góp ý số 5", "Kính gửi", "mail.gmail.example"):
         assert planted not in result.stderr
+
+
+# ----- XOAUTH2 (Gmail, Microsoft 365) ---------------------------------------------------
+
+
+class Introspection(http.server.BaseHTTPRequestHandler):
+    """A token introspection endpoint (RFC 7662) that knows one token, as Dovecot asks it."""
+
+    token = "ya29.token-for-the-ward"
+    user = "oauth-user"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        active = form.get("token", [""])[0] == self.token
+        body = json.dumps({"active": "true" if active else "false", "username": self.user})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def oauth2_dovecot():
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Introspection)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    server = Dovecot.create(oauth2_url=f"http://127.0.0.1:{httpd.server_port}/introspect")
+    server.start()
+    yield server
+    server.destroy()
+    httpd.shutdown()
+
+
+def oauth2_config(make_config, server: Dovecot, **imap: object) -> Path:
+    return make_config(acknowledge=NO_ACK, imap={
+        "host": "127.0.0.1", "port": server.port, "security": "none", "auth": "xoauth2",
+        "username": Introspection.user, **imap})
+
+
+def test_xoauth2_with_a_token_file_drains_the_mailbox(
+    make_config, oauth2_dovecot: Dovecot, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(Introspection.token + "\n")
+    config = oauth2_config(make_config, oauth2_dovecot, oauth2_token_file=str(token))
+    oauth2_dovecot.append(Introspection.user, [citizen_mail(1), citizen_mail(2)])
+
+    result = run_cli(config, "fetch", "--once")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stored 2, duplicates 0, quarantined 0"
+
+
+def test_xoauth2_token_from_a_command(make_config, oauth2_dovecot: Dovecot) -> None:
+    config = oauth2_config(make_config, oauth2_dovecot,
+                           oauth2_token_command=f"echo {Introspection.token}")
+    oauth2_dovecot.append(Introspection.user, [citizen_mail(1)])
+
+    assert run_cli(config, "fetch", "--once", check=True).stdout.startswith("stored 1")
+
+
+def test_an_expired_xoauth2_token_is_a_login_failure(
+    make_config, oauth2_dovecot: Dovecot, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("ya29.expired")
+    config = oauth2_config(make_config, oauth2_dovecot, oauth2_token_file=str(token))
+
+    result = run_cli(config, "fetch", "--once")
+
+    assert result.returncode == 1
+    assert "login refused" in result.stderr
+    assert "ya29" not in result.stderr
