@@ -118,15 +118,17 @@ def drain(
                     mailbox.folder, state[0], uidvalidity)
 
     # Committed earlier but not moved (a crash between commit and move): just move them.
-    _finish_known(mailbox, store, mailbox.uids_up_to(last_uid), uidvalidity)
+    # Anything else still below the last UID goes through intake like new mail (the
+    # content hash keeps that safe): nothing in the inbox is ever passed over.
+    unknown = _finish_known(mailbox, store, mailbox.uids_up_to(last_uid), uidvalidity)
 
-    new = mailbox.uids_above(last_uid)
+    new = unknown + mailbox.uids_above(last_uid)
     on_total(len(new))
     # One batch ahead: the next one is fetched and handed to the workers while this
     # one is committed and moved, so neither the workers nor the connection wait.
     ahead: _Batch | None = None
     for batch, meta in _all_batches(mailbox, new, c.batch_size, c.max_message_bytes):
-        taken = {ref for _raw, ref in ahead.jobs} if ahead else set()
+        taken = {ref for _raw, _hit, ref in ahead.entries} if ahead else set()
         following = _dispatch(mailbox, store, ctx, workers, batch, meta, uidvalidity, taken)
         if ahead:
             summary.merge(_finish(mailbox, store, ctx, ahead, stop, on_message))
@@ -152,49 +154,43 @@ def _all_batches(mailbox: Mailbox, uids: list[int], limit: int,
 
 @dataclass
 class _Batch:
-    """Messages on their way: the ones already stored, and the rest being made readable."""
+    """Messages on their way, in UID order: each one already stored (its ref and whether
+    it is quarantined) or new (the ref reserved for it); the new ones being made readable."""
 
-    known: list[tuple[RawMail, pipeline.Outcome]]
-    jobs: list[tuple[RawMail, str]]
+    entries: list[tuple[RawMail, tuple[str, bool] | None, str]]
     results: Iterator[pipeline.Readable | MessageError]
 
 
 def _dispatch(mailbox: Mailbox, store: Store, ctx: pipeline.Context, workers: Workers | None,
               batch: list[int], meta: dict[int, Meta], uidvalidity: int,
               taken: set[str]) -> _Batch:
-    known: list[tuple[RawMail, pipeline.Outcome]] = []
-    jobs: list[tuple[RawMail, str]] = []
+    entries: list[tuple[RawMail, tuple[str, bool] | None, str]] = []
     for raw in _fetch(mailbox, ctx, batch, meta, uidvalidity):
-        outcome = pipeline.duplicate(raw, store)
-        if outcome:
-            known.append((raw, outcome))
-        else:
-            ref = store.new_ref(taken)
-            taken.add(ref)
-            jobs.append((raw, ref))
+        hit = pipeline.stored_as(raw, store)
+        ref = hit[0] if hit else store.new_ref(taken)
+        taken.add(ref)
+        entries.append((raw, hit, ref))
+    jobs = [(raw, ref) for raw, hit, ref in entries if hit is None]
     results = (workers.results(jobs) if workers
                else (pipeline.attempt(raw, ref, ctx) for raw, ref in jobs))
-    return _Batch(known, jobs, results)
+    return _Batch(entries, results)
 
 
 def _finish(mailbox: Mailbox, store: Store, ctx: pipeline.Context, b: _Batch,
             stop: threading.Event, on_message: Callable[[pipeline.Outcome], None]) -> Summary:
-    """Commit a batch in UID order, then move what was committed."""
+    """Record a batch in UID order — duplicates too, since each record moves the mailbox
+    state's last UID — then move what was recorded."""
     summary = Summary()
     processed: list[int] = []
     quarantined: list[int] = []
-
-    def done(raw: RawMail, outcome: pipeline.Outcome) -> None:
+    for raw, hit, ref in b.entries:
+        if stop.is_set():
+            break  # what is not committed stays in the inbox for the next run
+        outcome = (pipeline.record_duplicate(raw, hit, store) if hit
+                   else pipeline.commit(raw, ref, next(b.results), store, ctx))
         (quarantined if outcome.quarantined else processed).append(raw.uid)
         summary.add(outcome)
         on_message(outcome)
-
-    for raw, outcome in b.known:
-        done(raw, outcome)
-    for (raw, ref), result in zip(b.jobs, b.results, strict=True):
-        if stop.is_set():
-            break  # what is not committed stays in the inbox for the next run
-        done(raw, pipeline.commit(raw, ref, result, store, ctx))
     _move(mailbox, processed, quarantined)
     return summary
 
@@ -215,18 +211,22 @@ def _fetch(mailbox: Mailbox, ctx: pipeline.Context, batch: list[int], meta: dict
                       received=meta[uid].received, size=meta[uid].size, complete=complete)
 
 
-def _finish_known(mailbox: Mailbox, store: Store, uids: list[int], uidvalidity: int) -> None:
+def _finish_known(mailbox: Mailbox, store: Store, uids: list[int], uidvalidity: int) -> list[int]:
+    """Move the messages already stored; return the UIDs the store does not know."""
     processed: list[int] = []
     quarantined: list[int] = []
+    unknown: list[int] = []
     for uid in uids:
         hit = store.known(mailbox.folder, uidvalidity, uid)
         if hit is None:
-            continue  # not ours (a store restored from backup?): left for a full look later
-        (quarantined if hit[1] else processed).append(uid)
+            unknown.append(uid)
+        else:
+            (quarantined if hit[1] else processed).append(uid)
     if processed or quarantined:
         log.info("moving %d message(s) committed before an interruption",
                  len(processed) + len(quarantined))
     _move(mailbox, processed, quarantined)
+    return unknown
 
 
 def _move(mailbox: Mailbox, processed: list[int], quarantined: list[int]) -> None:

@@ -80,17 +80,24 @@ def process(raw: RawMail, store: Store, ctx: Context) -> Outcome:
     return commit(raw, ref, attempt(raw, ref, ctx), store, ctx)
 
 
-def duplicate(raw: RawMail, store: Store) -> Outcome | None:
-    """A message already stored, by its UID or, whatever the UID, by its bytes."""
-    hit = store.known(raw.folder, raw.uidvalidity, raw.uid) or (
-        store.by_hash(hashlib.sha256(raw.data).hexdigest()) if raw.complete else None
+def stored_as(raw: RawMail, store: Store) -> tuple[str, bool] | None:
+    """(ref, quarantined) of a message already stored, by its UID or, whatever the UID, by
+    its bytes (for mail too large to download, the bytes of its header, as stored)."""
+    return store.known(raw.folder, raw.uidvalidity, raw.uid) or store.by_hash(
+        hashlib.sha256(raw.data).hexdigest()
     )
-    if not hit:
-        return None
+
+
+def record_duplicate(raw: RawMail, hit: tuple[str, bool], store: Store) -> Outcome:
     ref, quarantined = hit
     store.record_duplicate(raw.folder, raw.uidvalidity, raw.uid, ref)
     log.info("uid %s: already stored as %s", raw.uid, ref)
     return Outcome(ref=ref, duplicate=True, quarantined=quarantined)
+
+
+def duplicate(raw: RawMail, store: Store) -> Outcome | None:
+    hit = stored_as(raw, store)
+    return record_duplicate(raw, hit, store) if hit else None
 
 
 def attempt(raw: RawMail, ref: str, ctx: Context) -> Readable | MessageError:

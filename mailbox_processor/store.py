@@ -138,6 +138,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE message ADD COLUMN purged_at TEXT;
     """,
+    # 4: the (UTC) date a message was stored. Retention counts from the later of it and
+    # the received date: mail imported into the mailbox keeps an old INTERNALDATE.
+    """
+    ALTER TABLE message ADD COLUMN stored_on TEXT;
+    """,
+)
+
+# What retention may drop: received *and* stored before :day, and already reported in
+# a digest the SMTP server accepted (never an item leaders have not seen yet).
+PURGEABLE = (
+    "SELECT m.ref FROM message m LEFT JOIN submission s USING (ref) "
+    "JOIN digest d ON d.id = coalesce(s.digest_id, m.digest_id) "
+    "WHERE m.received_on < :day AND coalesce(m.stored_on, m.received_on) < :day "
+    "AND d.status = 'sent'"
 )
 
 
@@ -334,9 +348,9 @@ class Store:
         self, c: sqlite3.Connection, sealed: Sealed, day: str, size: int, error: str | None
     ) -> None:
         c.execute(
-            "INSERT INTO message (ref, sha256, received_on, size, quarantined, error_kind) "
-            "VALUES (?,?,?,?,?,?)",
-            (sealed.ref, sealed.sha256, day, size, int(error is not None), error),
+            "INSERT INTO message (ref, sha256, received_on, stored_on, size, quarantined, "
+            "error_kind) VALUES (?,?,?,?,?,?,?)",
+            (sealed.ref, sealed.sha256, day, now_utc()[:10], size, int(error is not None), error),
         )
         c.execute("INSERT INTO sealed (ref, blob) VALUES (?,?)", (sealed.ref, sealed.blob))
 
@@ -625,34 +639,33 @@ class Store:
         return [self._row(r) for r in self.conn.execute(sql + "ORDER BY m.rowid", args)]
 
     def hashes_before(self, cutoff: dt.date) -> dict[str, str]:
-        """sha256 → ref of every message received before `cutoff`, purged already or not,
-        so an IMAP copy left behind by an interrupted purge is still found next time."""
-        return {
-            sha: ref for sha, ref in self.conn.execute(
-                "SELECT sha256, ref FROM message WHERE received_on<?", (cutoff.isoformat(),)
-            )
-        }
+        """sha256 → ref of every message retention may drop at `cutoff`, purged already or
+        not, so an IMAP copy left behind by an interrupted purge is still found next time."""
+        return dict(self.conn.execute(
+            f"SELECT sha256, ref FROM message WHERE ref IN ({PURGEABLE})",
+            {"day": cutoff.isoformat()},
+        ).fetchall())
 
     def purge(self, cutoff: dt.date, everything: bool) -> list[str]:
-        """Drop the seals of messages received before `cutoff`; refs whose seal went now.
+        """Drop the seals of messages that retention may drop; refs whose seal went now.
 
         The message row stays as a tombstone (ref, content hash, date): a copy that
         turns up again (a provider's "All Mail", a restore) is still known, not new,
         and its IMAP copy can still be found by hash. With `everything` the readable
         copy and the tombstone go too: nothing about those messages is left.
         """
-        day = cutoff.isoformat()
-        old = "(SELECT ref FROM message WHERE received_on<?)"
         with self.transaction() as c:
+            # Chosen once: deleting submissions would change what the query selects.
+            doomed = json.dumps([r[0] for r in c.execute(PURGEABLE, {"day": cutoff.isoformat()})])
+            these = "(SELECT value FROM json_each(?))"
             refs = [r[0] for r in c.execute(
-                "SELECT m.ref FROM message m JOIN sealed s USING (ref) WHERE m.received_on<? "
-                "ORDER BY m.rowid", (day,)
+                f"SELECT ref FROM sealed WHERE ref IN {these} ORDER BY rowid", (doomed,)
             )]
-            c.execute(f"DELETE FROM sealed WHERE ref IN {old}", (day,))
-            c.execute(f"UPDATE message SET purged_at=? WHERE purged_at IS NULL AND ref IN {old}",
-                      (now_utc(), day))
+            c.execute(f"DELETE FROM sealed WHERE ref IN {these}", (doomed,))
+            c.execute(f"UPDATE message SET purged_at=? WHERE purged_at IS NULL AND ref IN {these}",
+                      (now_utc(), doomed))
             if everything:
                 for table in ("image", "label", "status_change", "submission", "acknowledgement",
                               "reply", "mailbox_uid", "message"):
-                    c.execute(f"DELETE FROM {table} WHERE ref IN {old}", (day,))
+                    c.execute(f"DELETE FROM {table} WHERE ref IN {these}", (doomed,))
         return refs

@@ -183,7 +183,14 @@ class Dovecot:
         """Force a new UIDVALIDITY, as a server migration or restore would."""
         cmd = ["doveadm", "-c", str(self.folder / "dovecot.conf"), "mailbox", "update",
                "--uid-validity", str(int(time.time()) + 12345), "-u", user, folder]
-        subprocess.run(cmd, check=True, capture_output=True)
+        for _attempt in range(20):
+            # 75 (EX_TEMPFAIL): the mailbox is still locked by an imap process that is
+            # finishing its logout.
+            done = subprocess.run(cmd, capture_output=True)
+            if done.returncode != 75:
+                break
+            time.sleep(0.25)
+        done.check_returncode()
 
 
 _users = itertools.count(1)

@@ -450,7 +450,7 @@ def test_daemon_reconnects_with_backoff_when_the_server_comes_back(
         time.sleep(1.5)
         private_dovecot.start()
         private_dovecot.append("backoff", [citizen_mail(2)])
-        wait_for(lambda: count_rows(config) == 2, 30)
+        wait_for(lambda: count_rows(config) == 2, 60)  # backoff 2, 4, 8… s; slower under load
     finally:
         daemon.send_signal(signal.SIGTERM)
         _out, err = daemon.communicate(timeout=15)
@@ -664,3 +664,61 @@ def test_an_expired_xoauth2_token_is_a_login_failure(
     assert result.returncode == 1
     assert "login refused" in result.stderr
     assert "ya29" not in result.stderr
+
+
+# ----- orders of events that once lost or blocked mail ------------------------------------
+
+
+def drain_in_process(config_path: Path, on_message=lambda _o: None, stop=None) -> None:
+    from mailbox_processor import config as config_mod
+    from mailbox_processor import daemon, pipeline
+    from mailbox_processor.imap import Mailbox
+    from mailbox_processor.store import Store
+
+    config = config_mod.load(config_path)
+    store = Store.open(config.store.path)
+    mailbox = Mailbox.connect(config)
+    try:
+        daemon.drain(mailbox, store, pipeline.Context.load(config), stop or threading.Event(),
+                     on_message=on_message)
+    finally:
+        mailbox.close()
+        store.close()
+
+
+def test_a_stop_right_after_a_duplicate_loses_no_new_mail(
+    account_config, imap_account: ImapAccount
+) -> None:
+    """A known message behind a new one in the inbox: the new one must not be passed over."""
+    config = account_config()
+    server, user = imap_account.server, imap_account.user
+    old = citizen_mail(1)
+    server.append(user, [old])
+    run_cli(config, "fetch", "--once", check=True)
+    server.append(user, [citizen_mail(2), old])  # new mail, then a copy of stored mail
+    stop = threading.Event()
+
+    drain_in_process(config, on_message=lambda _o: stop.set(), stop=stop)
+    drain_in_process(config)
+
+    assert len(stored(config)) == 2
+    assert server.count(user, "INBOX") == 0
+
+
+def test_an_oversized_message_moved_back_to_the_inbox_is_a_duplicate(
+    account_config, imap_account: ImapAccount
+) -> None:
+    config = account_config(max_message_bytes=20_000)
+    server, user = imap_account.server, imap_account.user
+    server.append(user, [citizen_mail(1, body="x" * 60_000)])
+    run_cli(config, "fetch", "--once", check=True)
+    with server.client(user) as c:  # a volunteer puts it back
+        c.select_folder("Quarantine")
+        c.move(c.search(["ALL"]), "INBOX")
+    server.append(user, [citizen_mail(2)])
+
+    result = run_cli(config, "fetch", "--once")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stored 1, duplicates 1, quarantined 0"
+    assert len(stored(config)) == 2

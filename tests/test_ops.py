@@ -41,6 +41,16 @@ def db(config: Path) -> sqlite3.Connection:
     return sqlite3.connect(tomllib.loads(config.read_text(encoding="utf-8"))["store"]["path"])
 
 
+def stored_long_ago_and_digested(config: Path) -> None:
+    """As if every message had been stored when it was received and was in a sent digest."""
+    with db(config) as conn:
+        conn.execute("UPDATE message SET stored_on = received_on")
+        digest = conn.execute("INSERT INTO digest (message_id, created_at, sent_at, status) "
+                              "VALUES ('<d@x>', '2025-01-01', '2025-01-01', 'sent')").lastrowid
+        conn.execute("UPDATE submission SET digest_id=?", (digest,))
+        conn.execute("UPDATE message SET digest_id=? WHERE quarantined=1", (digest,))
+
+
 def listed(config: Path, *args: str) -> list[dict]:
     out = run_cli(config, "list", "--format", "json", *args, check=True).stdout
     return [json.loads(line) for line in out.splitlines()]
@@ -354,6 +364,7 @@ def test_purge_removes_old_seals_and_server_copies_and_nothing_else(
     server.append(user, [citizen_mail(6)], when=long_ago)
     server.append(user, [citizen_mail(7)], folder="Processed", when=long_ago)
     assert (server.count(user, "Processed"), server.count(user, "Quarantine")) == (5, 1)
+    stored_long_ago_and_digested(config)
 
     result = run_cli(config, "purge", "--older-than", "365")
 
@@ -390,9 +401,31 @@ def test_purge_defaults_to_the_configured_retention(configured, imap_account: Im
     server.append(user, [citizen_mail(1)], when=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
     server.append(user, [citizen_mail(2)], when=dt.datetime.now(dt.UTC) - dt.timedelta(days=20))
     assert run_cli(config, "fetch", "--once").returncode == 0
+    stored_long_ago_and_digested(config)
 
     result = run_cli(config, "purge")
 
     assert result.returncode == 0, result.stderr
     assert "1 sealed, 1 deleted" in result.stdout
+    assert server.count(user, "Processed") == 1
+
+
+def test_purge_keeps_old_mail_that_was_stored_recently_or_never_digested(
+    configured, imap_account: ImapAccount
+) -> None:
+    """Imported mail keeps an old INTERNALDATE; and leaders must see an item before it goes."""
+    server, user = imap_account.server, imap_account.user
+    config = configured()
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    server.append(user, [citizen_mail(1)], when=long_ago)
+    assert run_cli(config, "fetch", "--once").returncode == 0
+
+    imported = run_cli(config, "purge", "--older-than", "365", "--all")
+    assert "0 sealed, 0 deleted" in imported.stdout
+    with db(config) as conn:  # stored long ago, but in no digest yet
+        conn.execute("UPDATE message SET stored_on = received_on")
+    undigested = run_cli(config, "purge", "--older-than", "365", "--all")
+    assert "0 sealed, 0 deleted" in undigested.stdout
+
+    assert len(listed(config)) == 1
     assert server.count(user, "Processed") == 1
