@@ -53,6 +53,17 @@ def _addresses(parsed: Parsed, *names: str) -> list[str]:
     return [a.lower() for _d, a in email.utils.getaddresses(values) if "@" in a]
 
 
+def ack_address(parsed: Parsed) -> str:
+    """Where an acknowledgement goes: the envelope sender (Return-Path), else From, as
+    RFC 3834 says. Empty when Reply-To points elsewhere: anyone can set it, and the ward
+    would then be mailing a third party of the sender's choosing, a new one each time."""
+    envelope = (_addresses(parsed, "return-path") or _addresses(parsed, "from") or [""])[0]
+    reply_to = _addresses(parsed, "reply-to")
+    if reply_to and not any(_same_mailbox(r, envelope) for r in reply_to):
+        return ""
+    return envelope
+
+
 def _local_part(address: str) -> str:
     return address.rpartition("@")[0].split("+", 1)[0]
 
@@ -87,15 +98,15 @@ def why_not(parsed: Parsed, config: Config) -> str | None:
     ours = [config.mailbox.address]
     if config.smtp is not None:
         ours.append(email.utils.parseaddr(config.smtp.from_)[1])
-    replying_to = parsed.identity.reply_address().lower()
+    to = ack_address(parsed)
     if OUR_HEADER.lower() in h or any(
-        _same_mailbox(a, o) for a in [*_addresses(parsed, "from"), replying_to] for o in ours if o
+        _same_mailbox(a, o) for a in [*_addresses(parsed, "from"), to] for o in ours if o and a
     ):
         return "our own mail"
     if parsed.automatic:
         return "automatic"
-    if not replying_to:
-        return "no address"
+    if not to:
+        return "reply-to elsewhere" if _addresses(parsed, "reply-to") else "no address"
     return None
 
 
@@ -203,7 +214,7 @@ class Acknowledger:
         if reason:
             log.info("%s: no acknowledgement (%s)", ref, reason)
             return
-        address = parsed.identity.reply_address()
+        address = ack_address(parsed)
         self._queue.append(Pending(
             ref=ref,
             address=address,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,6 +80,9 @@ def main() -> None:
     except MailboxError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
+    except sqlite3.Error as e:  # e.g. "database is locked", a damaged file
+        click.echo(f"error: the store: {e}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -144,7 +149,13 @@ def reveal(obj: _Obj, ref: str, private_key: str, passphrase_file: str | None,
     raw, _identity = seal.open_seal(blob, ref, key)
     store.audit(_user(), "reveal", ref)
     if out:
-        Path(out).write_bytes(raw)
+        # The original names the sender: readable by this user only, and never over a file.
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            raise ConfigError(f"--out {out}: {e.strerror}") from None
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
         click.echo(f"{ref}: original written to {out}", err=True)
     else:
         sys.stdout.buffer.write(raw)
@@ -351,8 +362,10 @@ def digest_group() -> None:
 def digest_send(obj: _Obj, dry_run: bool) -> None:
     """Send one digest of everything not yet in a digest (exactly once)."""
     from . import digest
+    from .daemon import single_instance
 
-    result = digest.send(obj.config, obj.store(), dry_run=dry_run)
+    with single_instance(obj.config, "digest"):
+        result = digest.send(obj.config, obj.store(), dry_run=dry_run)
     click.echo(result.line())
 
 
@@ -669,7 +682,7 @@ def status_command(obj: _Obj, ref: str, new_status: str, note: str | None) -> No
 @cli.command("export")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="YYYY-MM-DD (received on or after).")
 @click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv")
-@click.option("--excel", is_flag=True, help="A BOM for Excel, and formula-like cells made inert.")
+@click.option("--excel", is_flag=True, help="Begin with a BOM, so that Excel reads UTF-8.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Default: standard output.")
 @click.option("--labelled", type=click.Path(dir_okay=False), metavar="FILE",
               help="Instead: write text,category,urgency,... with staff corrections (issue 4).")

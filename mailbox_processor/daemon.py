@@ -81,16 +81,17 @@ def return_big_buffers() -> None:
 
 
 @contextmanager
-def single_instance(config: Config) -> Iterator[None]:
-    """One process at a time per store: two drains would race on the same UIDs."""
-    path = Path(config.store.path + ".lock")
+def single_instance(config: Config, job: str = "intake") -> Iterator[None]:
+    """One process at a time per store and job: two drains would race on the same UIDs,
+    and two `digest send` runs would both send the pending digest."""
+    path = Path(config.store.path + (".lock" if job == "intake" else f".{job}.lock"))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(path, "a") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise TransientError(
-                f"another mailbox-processor is already working on this store ({path})"
+                f"another mailbox-processor is already doing {job} on this store ({path})"
             ) from None
         yield
 
@@ -278,8 +279,9 @@ class Daemon:
         self.total = Summary()
         self.ready = False
         # Work that must go on beside intake and never block it (alerts, acknowledgements).
-        self.hooks: list[Callable[[Store], None]] = []
+        self.hooks: list[Callable[[Store], object]] = []
         self._hooks_at = 0.0
+        self._urgent_since: float | None = None  # an urgent item stored, not yet alerted
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         log.info("signal %d: finishing the current message, then stopping", signum)
@@ -291,8 +293,9 @@ class Daemon:
         return_big_buffers()
         ctx = pipeline.Context.load(self.config)
         self.acknowledger = ack.Acknowledger(self.config)
+        self.alert = functools.partial(alerts.send_pending, self.config)
         self.hooks.append(self.acknowledger.send_pending)
-        self.hooks.append(functools.partial(alerts.send_pending, self.config))
+        self.hooks.append(self.alert)
         if self.config.retention.purge_daily:
             self.hooks.append(retention.DailyPurge(self.config, on_progress=self.notify.watchdog))
         with Workers(ctx) as self.workers, single_instance(self.config):
@@ -326,8 +329,7 @@ class Daemon:
     def _serve(self, mailbox: Mailbox, store: Store, ctx: pipeline.Context) -> None:
         while not self.stop.is_set():
             summary = drain(mailbox, store, ctx, self.stop,
-                            on_message=lambda o: (self.notify.watchdog(), self.acknowledger.note(o)),
-                            workers=self.workers)
+                            on_message=lambda o: self._on_message(o, store), workers=self.workers)
             self.total.merge(summary)
             if self.stop.is_set():
                 return
@@ -336,6 +338,26 @@ class Daemon:
             self.notify.status(f"đã lưu {self.total.stored}, cách ly {self.total.quarantined}")
             mailbox.wait(self.config.imap.poll_seconds, self.stop, lambda: self._tick(store))
 
+    def _on_message(self, outcome: pipeline.Outcome, store: Store) -> None:
+        """After each commit. An urgent message is alerted at the end of the drain, or
+        [alerts] batch_seconds after it was stored if the drain is still going (a long
+        backlog): urgent items stored meanwhile go in the same alert."""
+        self.notify.watchdog()
+        self.acknowledger.note(outcome)
+        now = time.monotonic()
+        if outcome.urgency == "khan" and self._urgent_since is None:
+            self._urgent_since = now
+        if (self._urgent_since is not None
+                and now - self._urgent_since >= self.config.alerts.batch_seconds):
+            self._urgent_since = None
+            self._run_hook(self.alert, store)
+
+    def _run_hook(self, hook: Callable[[Store], object], store: Store) -> None:
+        try:
+            hook(store)
+        except TransientError as e:
+            log.warning("%s (will retry)", e)
+
     def _tick(self, store: Store) -> None:
         """About once a second while waiting: the watchdog, and the hooks every HOOK_SECONDS."""
         self.notify.watchdog()
@@ -343,11 +365,9 @@ class Daemon:
         if now - self._hooks_at < HOOK_SECONDS:
             return
         self._hooks_at = now
+        self._urgent_since = None  # the alert hook is among these
         for hook in self.hooks:
-            try:
-                hook(store)
-            except TransientError as e:
-                log.warning("%s (will retry)", e)
+            self._run_hook(hook, store)
 
     def _pause(self, reason: str, backoff: float) -> float:
         log.warning("%s; retrying in %.0f s", reason, backoff)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from .config import Config, Smtp
 from .errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)
+ADDRESS = re.compile(r"[^\s<>\"']+@[^\s<>\"']+")
 
 # RFC 5322 allows 998 octets a line; an 8bit part with a longer one must be re-encoded.
 MAX_LINE = 998
@@ -70,7 +72,9 @@ def _explain(server: Smtp, e: BaseException) -> TransientError:
     elif isinstance(e, smtplib.SMTPResponseException):
         raw = e.smtp_error
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        why = f"server said {e.smtp_code} {' '.join(text.split())[:200]}"
+        # Servers quote the recipient ("550 <someone@…> unknown"): a citizen's address
+        # must not reach a log line or the terminal.
+        why = f"server said {e.smtp_code} {ADDRESS.sub('<address>', ' '.join(text.split()))[:200]}"
     elif isinstance(e, TimeoutError):
         why = f"no answer within {server.timeout_seconds:g} s"
     elif isinstance(e, ConnectionRefusedError):

@@ -355,10 +355,10 @@ def send_reply(config: Config, store: Store, ref: str, private_key: Path, passph
     if not address:
         store.audit(by_user, "reply-no-address", ref)
         raise ConfigError(f"{ref}: the original has no address to reply to")
-    msg = ack.outgoing(config, to=address, subject=reply_subject(ref),
-                       text=reply_text(text, ref, config), kind="reply", ref=ref,
-                       in_reply_to=_message_id(raw))
     try:
+        msg = ack.outgoing(config, to=address, subject=reply_subject(ref),
+                           text=reply_text(text, ref, config), kind="reply", ref=ref,
+                           in_reply_to=_message_id(raw))
         mail.send(config, msg, to=[address])
     except MailboxError:
         store.audit(by_user, "reply-not-sent", ref)  # the seal was opened all the same
@@ -394,7 +394,8 @@ def export_csv(store: Store, since: dt.date | None, excel: bool) -> str:
             continue
         values = [row.ref, row.date, row.location or "", row.category or "", row.urgency or "",
                   row.status or "", ",".join(row.flags), row.text]
-        writer.writerow([_cell(v) for v in values] if excel else values)
+        # Always inert: a report to higher levels is opened in a spreadsheet, whatever it is.
+        writer.writerow([_cell(v) for v in values])
     text = out.getvalue()
     return "\ufeff" + text if excel else text  # Excel reads UTF-8 only after a BOM
 

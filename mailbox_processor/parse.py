@@ -225,10 +225,20 @@ def _text_codec(name: str) -> str | None:
     return info.name if info._is_text_encoding else None  # type: ignore[attr-defined]
 
 
+# Control characters a citizen's text has no use for, which would drive the terminal
+# of whoever runs `show` (escape sequences: window title, clipboard) or reorder what
+# leaders read (bidi overrides). Tabs and newlines stay; CR LF becomes LF.
+_CONTROLS = dict.fromkeys(
+    [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0D, 0x20), *range(0x7F, 0xA0),
+     *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+
+
 def nfc(text: str) -> str:
     # Surrogates from undecodable header bytes would break every UTF-8 sink later.
     text = text.encode("utf-8", "replace").decode("utf-8")
-    return unicodedata.normalize("NFC", text.replace("\x00", ""))
+    text = text.replace("\r\n", "\n").translate(_CONTROLS)
+    return unicodedata.normalize("NFC", text)
 
 
 def _one_line(text: str) -> str:

@@ -555,12 +555,14 @@ class Store:
     def unalerted_urgent(self, limit: int = 100) -> list[Row]:
         """Urgent submissions (after staff corrections) not yet in an alert, oldest first.
 
-        Spam, automatic and empty mail never alerts, whatever words it contains.
+        Spam, automatic and empty mail never alerts, whatever words it contains; nor does
+        an item already in a digest (alerts switched on late must not replay months).
         """
         refs = [
             r[0]
             for r in self.conn.execute(
-                "SELECT s.ref FROM submission s WHERE s.alerted=0 AND coalesce("
+                "SELECT s.ref FROM submission s WHERE s.alerted=0 AND s.digest_id IS NULL "
+                "AND coalesce("
                 "(SELECT l.urgency FROM label l WHERE l.ref=s.ref AND l.urgency IS NOT NULL "
                 "ORDER BY l.id DESC LIMIT 1), s.urgency)='khan' AND NOT EXISTS "
                 "(SELECT 1 FROM json_each(s.flags) WHERE value IN ('spam','auto','empty')) "

@@ -200,13 +200,17 @@ def test_a_failed_acknowledgement_stays_queued_and_goes_out_later(
     assert [e.rcpt_tos for e in smtp_plain.envelopes] == [("an@example.vn",)]
 
 
-def test_reply_to_wins_over_from_for_the_acknowledgement(
+def test_the_acknowledgement_goes_to_the_envelope_sender_never_to_a_stranger_reply_to(
     setup, imap_account: ImapAccount, smtp_plain: SmtpServer
 ) -> None:
     config = setup()
-    deliver(imap_account, citizen_mail("an@example.vn", {"Reply-To": "an.home@example.vn"}))
+    deliver(imap_account,
+            citizen_mail("an@example.vn", {"Return-Path": "<an@example.vn>"}),
+            citizen_mail("binh@example.vn", {"Reply-To": "someone.else@example.vn"}),
+            citizen_mail("chi@example.vn", {"Reply-To": "Chi <CHI@example.vn>"}))
     assert run_cli(config, "fetch", "--once").returncode == 0
-    assert [e.rcpt_tos for e in smtp_plain.envelopes] == [("an.home@example.vn",)]
+    assert sorted(e.rcpt_tos for e in smtp_plain.envelopes) == [
+        ("an@example.vn",), ("chi@example.vn",)]
 
 
 def test_template_wording_is_confidential_not_anonymous() -> None:

@@ -337,7 +337,7 @@ def test_a_second_instance_on_the_same_store_is_refused(
         fcntl.flock(held, fcntl.LOCK_EX)
         result = run_cli(config, "fetch", "--once")
     assert result.returncode == 1
-    assert "already working on this store" in result.stderr
+    assert "already doing intake on this store" in result.stderr
 
 
 # ----- the daemon ---------------------------------------------------------------------
@@ -722,3 +722,24 @@ def test_an_oversized_message_moved_back_to_the_inbox_is_a_duplicate(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "stored 1, duplicates 1, quarantined 0"
     assert len(stored(config)) == 2
+
+
+def test_an_urgent_message_early_in_a_long_drain_is_alerted_before_the_drain_ends(
+    make_config, imap_account: ImapAccount, smtp_plain
+) -> None:
+    config = make_config(imap=imap_account.imap_config(batch_size=10), acknowledge=NO_ACK,
+                         smtp=smtp_plain.smtp_config("none"), alerts={"batch_seconds": 1})
+    server, user = imap_account.server, imap_account.user
+    fire = citizen_mail(0, body="Cháy nhà ở ngõ 7, khói bốc lên nghi ngút, có người mắc kẹt, "
+                                "gọi cứu hỏa ngay!")
+    server.append(user, [fire] + [citizen_mail(i) for i in range(1, 1500)])
+    daemon = start_daemon(config)
+    try:
+        wait_for(lambda: len(smtp_plain.envelopes) == 1, 60)
+        stored_when_alerted = count_rows(config)
+        wait_for(lambda: count_rows(config) == 1500, 120)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=15)
+    assert stored_when_alerted < 1500, "the alert waited for the whole drain"
+    assert len(smtp_plain.envelopes) == 1

@@ -329,7 +329,8 @@ def test_export_has_the_anonymised_columns_only(configured, imap_account: ImapAc
     assert all(r[2] == "tdp1" and r[5] == "new" for r in rows[1:])
     for secret in (CITIZEN, "Trần", "gmail", "Message-ID"):
         assert secret not in result.stdout
-    assert any(r[7].startswith("=HYPERLINK") for r in rows[1:])  # plain CSV keeps the text
+    assert any(r[7].startswith("'=HYPERLINK") for r in rows[1:])  # inert in a spreadsheet
+    assert not any(r[7].startswith("=") for r in rows[1:])
 
     later = run_cli(config, "export", "--since", (today + dt.timedelta(days=1)).isoformat())
     assert later.stdout.splitlines() == ["ref,date,location,category,urgency,status,flags,text"]

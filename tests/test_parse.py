@@ -347,3 +347,21 @@ def test_mbox_container_is_one_message_not_a_crash(shared_dir: Path) -> None:
     except MessageError:
         return
     assert isinstance(parsed.text, str)
+
+
+def test_terminal_escapes_and_bidi_overrides_do_not_reach_the_text() -> None:
+    from email.message import EmailMessage
+
+    from mailbox_processor.config import Parse
+    from mailbox_processor.parse import parse
+
+    msg = EmailMessage()
+    msg["From"] = "a@example.vn"
+    msg["Subject"] = "Góp ý\x1b[2J"
+    msg.set_content("Đường\x1b]0;pwned\x07 hỏng\u202e ngõ 5\r\nDòng hai\tcó tab\x9b")
+
+    parsed = parse(msg.as_bytes(), Parse())
+
+    for bad in ("\x1b", "\x07", "\u202e", "\r", "\x9b"):
+        assert bad not in parsed.text + parsed.subject
+    assert "Đường]0;pwned hỏng ngõ 5\nDòng hai\tcó tab" in parsed.text
