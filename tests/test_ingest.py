@@ -733,13 +733,16 @@ def test_an_urgent_message_early_in_a_long_drain_is_alerted_before_the_drain_end
     fire = citizen_mail(0, body="Cháy nhà ở ngõ 7, khói bốc lên nghi ngút, có người mắc kẹt, "
                                 "gọi cứu hỏa ngay!")
     server.append(user, [fire] + [citizen_mail(i) for i in range(1, 1500)])
-    daemon = start_daemon(config)
+    # Not start_daemon(): 1,500 lines of -v log would fill a pipe nobody reads yet.
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "mailbox_processor", "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: len(smtp_plain.envelopes) == 1, 60)
         stored_when_alerted = count_rows(config)
         wait_for(lambda: count_rows(config) == 1500, 120)
     finally:
         daemon.send_signal(signal.SIGTERM)
-        daemon.communicate(timeout=15)
+        daemon.wait(timeout=15)
     assert stored_when_alerted < 1500, "the alert waited for the whole drain"
     assert len(smtp_plain.envelopes) == 1
