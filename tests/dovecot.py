@@ -55,7 +55,7 @@ passdb {{
 {oauth2_passdb}
 userdb {{
   driver = static
-  args = uid={uid} gid={gid} home={d}/mail/%u
+  args = uid={uid} gid={gid} home={d}/mail/%u allow_all_users=yes
 }}
 namespace inbox {{
   inbox = yes
