@@ -746,3 +746,19 @@ def test_an_urgent_message_early_in_a_long_drain_is_alerted_before_the_drain_end
         daemon.wait(timeout=15)
     assert stored_when_alerted < 1500, "the alert waited for the whole drain"
     assert len(smtp_plain.envelopes) == 1
+
+
+def test_without_idle_the_daemon_polls_every_poll_seconds(
+    account_config, imap_account: ImapAccount
+) -> None:
+    config = account_config(idle=False, poll_seconds=1)
+    daemon = start_daemon(config)
+    try:
+        wait_for(lambda: daemon.poll() is None and count_rows(config) == 0, 10)
+        time.sleep(1.5)
+        imap_account.server.append(imap_account.user, [citizen_mail(1)])
+        elapsed = wait_for(lambda: count_rows(config) == 1, 10)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=15)
+    assert elapsed < 4
