@@ -47,7 +47,11 @@ class SenderIdentity:
         from email.utils import getaddresses
 
         for header in (self.reply_to, self.from_, self.sender):
-            for _name, addr in getaddresses([header]):
+            try:
+                pairs = getaddresses([header[:4096]])  # a header bomb recurses in the stdlib
+            except (RecursionError, ValueError):
+                continue
+            for _name, addr in pairs:
                 if "@" in addr:
                     return addr
         return ""
