@@ -75,6 +75,20 @@ def parse(raw: bytes, limits: Parse) -> Parsed:
 
 
 @contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """MessageError("timeout") when the work inside takes longer (main thread only).
+
+    The pipeline puts the whole readable copy under it — image scrubbing and redaction
+    can be slow on hostile input too — and parse() bounds itself for direct callers.
+    """
+    try:
+        with _deadline(seconds):
+            yield
+    except _Timeout:
+        raise MessageError("timeout", f"over {seconds:g} s") from None
+
+
+@contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
     """A SIGALRM timer in the main thread; elsewhere no timer (signals need the main thread)."""
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():

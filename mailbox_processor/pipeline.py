@@ -105,12 +105,13 @@ def attempt(raw: RawMail, ref: str, ctx: Context) -> Readable | MessageError:
     try:
         if not raw.complete:
             raise MessageError("too-large", f"{raw.size} bytes")
-        parsed = parse.parse(raw.data, ctx.config.parse)
-        submission = anonymise.anonymise(
-            parsed, ref=ref, received_on=local_date(raw.received, ctx.config.mailbox.timezone),
-            config=ctx.config, pepper=ctx.pepper,
-        )
-        classification = classify.classify(submission, ctx.lexicon)
+        with parse.time_limit(ctx.config.parse.max_seconds):
+            parsed = parse.parse(raw.data, ctx.config.parse)
+            submission = anonymise.anonymise(
+                parsed, ref=ref, received_on=local_date(raw.received, ctx.config.mailbox.timezone),
+                config=ctx.config, pepper=ctx.pepper,
+            )
+            classification = classify.classify(submission, ctx.lexicon)
     except MessageError as e:
         return e
     except Exception as e:  # a bug on one message must not stop the others

@@ -89,3 +89,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_the_time_limit_covers_the_whole_readable_copy_not_only_parsing(make_config) -> None:
+    """A 24-megapixel photo parses in milliseconds but takes far longer to scrub."""
+    from tests import mailfactory as mf
+
+    config = config_mod.load(make_config(parse={"max_seconds": 0.1}))
+    context = pipeline.Context.load(config)
+    data = mf.citizen_mail("iphone", photo=mf.photo_jpeg((6000, 4000)))
+    raw = RawMail("INBOX", 1, 1, data, NOW, len(data))
+
+    result = pipeline.attempt(raw, "HT-00001", context)
+
+    assert isinstance(result, MessageError) and result.kind == "timeout"
