@@ -229,10 +229,6 @@ class Mailbox:
                 if idle:
                     self.client.idle_done()
 
-    def noop(self) -> None:
-        with _errors("keep-alive"):
-            self.client.noop()
-
 
 def _is_change(response: tuple) -> bool:
     return len(response) > 1 and response[1] in (b"EXISTS", b"RECENT")
