@@ -187,12 +187,21 @@ def _strip_subject_tag(subject: str, config: Config) -> tuple[str, str | None]:
 QUOTE_START = [
     re.compile(p, re.IGNORECASE)
     for p in (
-        r"^-{2,}\s*(original message|forwarded message|tin nhắn gốc|thư gốc|"
-        r"thư chuyển tiếp|tin nhắn đã chuyển tiếp)\s*-{2,}\s*$",
+        r"^-{2,}\s*(original message|tin nhắn gốc|thư gốc)\s*-{2,}\s*$",
         r"^_{10,}\s*$",  # Outlook's rule above its From:/Sent: block
-        r"^begin forwarded message:\s*$",
     )
 ]
+# A forwarded message is what the citizen chose to send us (a notice, a neighbour's
+# complaint): its body stays, only the marker and the forwarded header block go.
+FORWARD_START = re.compile(
+    r"^(-{2,}\s*(forwarded message|thư chuyển tiếp|tin nhắn đã chuyển tiếp)\s*-{2,}"
+    r"|begin forwarded message:)\s*$",
+    re.IGNORECASE,
+)
+FORWARD_HEADER = re.compile(
+    r"^\*?(from|từ|date|ngày|sent|đã gửi|subject|tiêu đề|chủ đề|to|đến|tới|cc|reply-to)"
+    r"\s*:", re.IGNORECASE,
+)
 # "On … wrote:" / "Vào … đã viết:", possibly wrapped over up to three lines; Yahoo
 # prefixes "--- ", Android mail starts with the date ("02.04.2012 14:20 …").
 ATTRIBUTION_START = re.compile(
@@ -241,6 +250,9 @@ def _cut_quoted(lines: list[str]) -> list[str]:
         s = lines[i].strip()
         if any(p.match(s) for p in QUOTE_START):
             return lines[:i]
+        if FORWARD_START.match(s):
+            lines = lines[:i] + _skip_forward_headers(lines[i + 1 :])
+            continue
         if BLOCK_FROM.match(s) and _outlook_block_at(lines, i):
             return lines[:i]
         span = _attribution_at(lines, i)
@@ -254,6 +266,16 @@ def _cut_quoted(lines: list[str]) -> list[str]:
             continue
         i += 1
     return lines
+
+
+def _skip_forward_headers(lines: list[str]) -> list[str]:
+    """The lines after a forward marker without the From:/Date:/To: block heading them."""
+    i = 0
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    while i < len(lines) and FORWARD_HEADER.match(lines[i].strip()):
+        i += 1
+    return lines[i:]
 
 
 def _attribution_at(lines: list[str], i: int) -> int:

@@ -54,7 +54,6 @@ QUOTES = {
     "outlook-en-block": "From: Tran Hoa <hoa@x.vn>\nSent: Monday, November 16, 2026 9:01 AM\n"
                         "To: hopthu@x.vn\nSubject: RE: x\n\nThư cũ",
     "yahoo": "--- On Mon, 16/11/26, Hoa <hoa@x.vn> wrote:\n\nThư cũ",
-    "apple-forward": "Begin forwarded message:\n\nFrom: Hoa\nThư cũ",
     "gt-quotes": "> Thư cũ\n>> cũ hơn",
 }
 
@@ -63,6 +62,25 @@ QUOTES = {
 def test_quoted_reply_is_removed(cfg, form: str) -> None:
     text = readable(cfg, "Nhà tôi vẫn mất nước.\n\n" + QUOTES[form])
     assert text == "Nhà tôi vẫn mất nước."
+
+
+FORWARDS = {
+    "gmail-en": "---------- Forwarded message ---------\nFrom: Trần Hoa <hoa@x.vn>\n"
+                "Date: Mon, Nov 16, 2026 at 9:01 AM\nSubject: Thông báo\nTo: <binh@x.vn>\n\n",
+    "gmail-vi": "---------- Tin nhắn đã chuyển tiếp ---------\nTừ: Trần Hoa <hoa@x.vn>\n"
+                "Date: Th 2, 16 thg 11, 2026 lúc 09:01\nSubject: Thông báo\nTo: <binh@x.vn>\n\n",
+    "apple": "Begin forwarded message:\n\nFrom: Trần Hoa <hoa@x.vn>\nSubject: Thông báo\n"
+             "Date: 16 November 2026 at 09:01:00 GMT+7\nTo: binh@x.vn\n\n",
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORWARDS))
+def test_forwarded_message_keeps_its_body_and_drops_its_headers(cfg, form: str) -> None:
+    notice = "Ngày 20/11 khu phố cắt nước cả ngày, chưa thấy thông báo lại."
+    text = readable(cfg, "Nhờ phường xem giúp thư này.\n\n" + FORWARDS[form] + notice
+                    + "\n\nOn Mon, Nov 16, 2026 at 8:00 AM Ban quản lý <bql@x.vn> wrote:\n> cũ")
+    assert text == "Nhờ phường xem giúp thư này.\n\n" + notice
+    assert "Hoa" not in text and "hoa@x.vn" not in text
 
 
 def test_bottom_posted_reply_keeps_the_citizens_words(cfg) -> None:
