@@ -119,6 +119,28 @@ def test_a_resolved_danger_is_not_urgent(lexicon: classify.Lexicon) -> None:
     assert k("Đám cháy ở chợ đang lan sang các nhà bên cạnh.", lexicon).urgency == "khan"
 
 
+@pytest.mark.parametrize("text", [
+    "Cháy nổ bình ga ở chung cư mini số 8, mọi người đang chạy ra ngoài.",
+    "Có mùi ga nồng nặc ở cầu thang tầng 3.",
+    "Cháy dây điện ở đầu ngõ 3.",
+])
+def test_gas_spelt_ga_and_wire_fires_are_urgent(text: str, lexicon: classify.Lexicon) -> None:
+    assert k(text, lexicon).urgency == "khan"
+
+
+def test_fire_safety_as_a_topic_is_not_an_alert(lexicon: classify.Lexicon) -> None:
+    r = k("Đề nghị tăng cường kiểm tra an toàn cháy nổ ở các chung cư mini.", lexicon)
+    assert r.urgency != "khan"
+
+
+@pytest.mark.parametrize("text", ["Cột điện bốc cháy trước nhà số 4.",
+                                  "Dây điện trên cột chập cháy, tóe lửa liên tục."])
+def test_a_burning_pole_or_sparking_wire_is_electricity(text: str,
+                                                         lexicon: classify.Lexicon) -> None:
+    r = k(text, lexicon)  # taxonomy: a burning power pole or sparking wires → dien-nuoc
+    assert (r.category, r.urgency) == ("dien-nuoc-thoat-nuoc", "khan")
+
+
 def test_a_long_standing_danger_is_som(lexicon: classify.Lexicon) -> None:
     r = k("Bức tường sau nhà có nguy cơ sập, tình trạng kéo dài nhiều tháng.", lexicon)
     assert r.urgency == "som"
