@@ -165,13 +165,6 @@ def send(config: Config, msg: EmailMessage, to: Sequence[str] | None = None) -> 
         deliver(config, client, msg, to)
 
 
-def send_all(config: Config, msgs: Sequence[EmailMessage], to: Sequence[str] | None = None) -> None:
-    """Several messages over one connection (the parts of a split digest)."""
-    with connect(config) as client:
-        for msg in msgs:
-            deliver(config, client, msg, to)
-
-
 def deliver(
     config: Config, client: smtplib.SMTP, msg: EmailMessage, to: Sequence[str] | None = None
 ) -> None:

@@ -332,8 +332,8 @@ def test_crash_between_send_and_mark_resends_the_same_message_id(env: Env) -> No
     c = digest.claim(env.config, env.store)
     assert c is not None
     d = digest.build(env.config, env.store, c.digest_id)
-    mail.send_all(env.config, digest.compose(env.config, d, c.message_id, c.created_at),
-                  to=env.config.digest.to)
+    for msg in digest.compose(env.config, d, c.message_id, c.created_at):
+        mail.send(env.config, msg, to=env.config.digest.to)
     later = env.add(VARIED[5])  # arrives after the crash: belongs to the next digest
     assert env.send()[0] == 0
     assert env.send()[0] == 0
