@@ -11,11 +11,16 @@ the right side to err on). The items still appear in the next digest, marked
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import functools
 import logging
+import time
+from email.message import EmailMessage
 
 from . import digest, mail
 from .config import Config
-from .errors import ConfigError, TransientError
+from .errors import ConfigError, LoginRefused, TransientError
 from .store import Store, now_utc
 
 log = logging.getLogger(__name__)
@@ -56,3 +61,70 @@ def send_pending(config: Config, store: Store) -> int:
     store.mark_alerted(refs)
     log.info("alert sent for %d urgent item(s): %s", len(refs), " ".join(refs))
     return len(refs)
+
+
+class IntakeWatch:
+    """Tells the operators when `run` cannot reach the mailbox, and again when it can.
+
+    A refused login is told at once: only a person can fix a changed password or
+    an expired OAuth token, and intake would otherwise stop without anyone
+    noticing (field notes: ten days, in one deployment). Other connection
+    failures are told once they have lasted [alerts] intake_down_minutes.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.since: float | None = None  # monotonic start of the current outage
+        self.since_utc = ""
+        self.told = False
+
+    def failed(self, error: TransientError) -> None:
+        if self.since is None:
+            self.since, self.since_utc = time.monotonic(), now_utc()
+        long_enough = time.monotonic() - self.since >= self.config.alerts.intake_down_minutes * 60
+        if not self.told and (isinstance(error, LoginRefused) or long_enough):
+            self.told = self._tell(str(error), login=isinstance(error, LoginRefused))
+
+    def connected(self) -> None:
+        if self.told:
+            self._tell("", login=False, recovered=True)
+        self.since, self.told = None, False
+
+    def _tell(self, reason: str, *, login: bool, recovered: bool = False) -> bool:
+        """Send the notice; False (to try again at the next failure) when it could not go."""
+        to = self.config.operator_recipients
+        if self.config.smtp is None or not to:
+            return False
+        try:
+            mail.send(self.config, self._message(reason, login, recovered), to=to)
+        except (TransientError, ConfigError) as e:
+            log.warning("could not tell the operators that intake %s: %s",
+                        "is back" if recovered else "stopped", e)
+            return False
+        log.info("told the operators that intake %s", "is back" if recovered else "stopped")
+        return True
+
+    def _message(self, reason: str, login: bool, recovered: bool) -> EmailMessage:
+        c = self.config
+        lang = c.digest.language
+        local = functools.partial(digest.local_time, tz=c.mailbox.timezone, lang=lang)
+        text = digest.environment().get_template(digest.template_name("intake", "txt", lang)).render(
+            recovered=recovered, login=login, reason=reason, mailbox=c.imap.username or
+            c.mailbox.address, host=c.imap.host, since=local(self.since_utc),
+            now=local(now_utc()), committee=c.mailbox.name)
+        if lang == "en":
+            subject = "Hòm thư số: receiving mail again" if recovered else \
+                "[ATTENTION] Hòm thư số is not receiving mail"
+        else:
+            subject = "Hòm thư số: đã nhận thư trở lại" if recovered else \
+                "[CHÚ Ý] Hòm thư số không nhận được thư mới"
+        msg = EmailMessage()
+        msg["Subject"] = subject
+        msg["From"] = mail.smtp_config(c).from_
+        msg["To"] = ", ".join(c.operator_recipients)
+        msg["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+        msg["Message-ID"] = mail.message_id(c, "intake")
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg.set_content(text, charset="utf-8", cte=mail.text_cte(text))
+        return msg

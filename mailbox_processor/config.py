@@ -89,6 +89,10 @@ class Alerts:
     # During a long drain, urgent items are alerted this long after the first one, in
     # one mail; otherwise at the end of the drain. Keep it well under two minutes.
     batch_seconds: int = 30
+    # Who hears that intake has stopped (login refused at once, any other connection
+    # failure after intake_down_minutes); empty: the alert recipients.
+    operators: tuple[str, ...] = ()
+    intake_down_minutes: int = 30
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,10 @@ class Config:
     @property
     def alert_recipients(self) -> tuple[str, ...]:
         return self.alerts.to or self.digest.to
+
+    @property
+    def operator_recipients(self) -> tuple[str, ...]:
+        return self.alerts.operators or self.alert_recipients
 
 
 SECTIONS: dict[str, type] = {
@@ -311,7 +319,8 @@ def _validate(c: Config) -> None:
             raise ConfigError(f"{p}: imap.{key} must be at least 1")
     if c.smtp is not None and not ADDRESS_RE.match(_bare_address(c.smtp.from_)):
         raise ConfigError(f"{p}: smtp.from must be an address such as \"Hòm thư số <{c.mailbox.address}>\"")
-    for key, addresses in (("digest.to", c.digest.to), ("alerts.to", c.alerts.to)):
+    for key, addresses in (("digest.to", c.digest.to), ("alerts.to", c.alerts.to),
+                           ("alerts.operators", c.alerts.operators)):
         for a in addresses:
             if not ADDRESS_RE.match(a):
                 raise ConfigError(f"{p}: {key} has {a!r}, which is not an e-mail address")
@@ -326,6 +335,8 @@ def _validate(c: Config) -> None:
         raise ConfigError(f"{p}: qr.tag must be \"plus\", \"subject\" or \"none\"")
     if c.qr.error_correction not in ("L", "M", "Q", "H"):
         raise ConfigError(f"{p}: qr.error_correction must be L, M, Q or H")
+    if c.alerts.intake_down_minutes < 1:
+        raise ConfigError(f"{p}: alerts.intake_down_minutes must be at least 1")
     if c.retention.days < 1:
         raise ConfigError(f"{p}: retention.days must be at least 1")
 

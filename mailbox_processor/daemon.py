@@ -282,6 +282,7 @@ class Daemon:
         self.hooks: list[Callable[[Store], object]] = []
         self._hooks_at = 0.0
         self._urgent_since: float | None = None  # an urgent item stored, not yet alerted
+        self.intake = alerts.IntakeWatch(config)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         log.info("signal %d: finishing the current message, then stopping", signum)
@@ -313,8 +314,10 @@ class Daemon:
             try:
                 mailbox = Mailbox.connect(self.config)
             except TransientError as e:
+                self.intake.failed(e)
                 backoff = self._pause(str(e), backoff)
                 continue
+            self.intake.connected()
             try:
                 if not self.ready:
                     self.ready = True

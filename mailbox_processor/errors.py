@@ -20,6 +20,11 @@ class TransientError(MailboxError):
     """Network or server trouble: retry later with backoff; exit 1 from one-shot commands."""
 
 
+class LoginRefused(TransientError):
+    """The server refused the credentials: retrying goes on, but only a person can fix it
+    (a changed password, an expired OAuth token), so someone must be told at once."""
+
+
 class MessageError(MailboxError):
     """This one message cannot be processed: quarantine it and go on with the others.
 

@@ -22,7 +22,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from .config import Config
-from .errors import ConfigError, TransientError
+from .errors import ConfigError, LoginRefused, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _errors(what: str) -> Iterator[None]:
     try:
         yield
     except LoginError:
-        raise TransientError(f"IMAP: {what}: login refused (check username and password)") from None
+        raise LoginRefused(f"IMAP: {what}: login refused (check username and password)") from None
     except ssl.SSLCertVerificationError as e:
         raise TransientError(
             f"IMAP: {what}: certificate not trusted ({e.verify_message}); "

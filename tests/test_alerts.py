@@ -9,7 +9,7 @@ import pytest
 
 from mailbox_processor import alerts
 from mailbox_processor import config as config_mod
-from mailbox_processor.errors import TransientError
+from mailbox_processor.errors import LoginRefused, TransientError
 from mailbox_processor.store import Store
 from tests.conftest import run_cli
 from tests.smtpd import SmtpServer
@@ -149,3 +149,49 @@ def test_a_missing_smtp_password_is_transient_so_intake_goes_on(
     with pytest.raises(TransientError, match="password_file"):
         alerts.send_pending(config_mod.load(path), store)
     assert _alerted(store) == set()
+
+
+def test_a_server_that_stays_unreachable_is_told_after_intake_down_minutes(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer
+) -> None:
+    cfg = config_mod.load(make_config(smtp=smtp_plain.smtp_config("none"),
+                                      alerts={"intake_down_minutes": 1}))
+    watch = alerts.IntakeWatch(cfg)
+    watch.failed(TransientError("IMAP: connecting: ConnectionRefusedError"))
+    assert smtp_plain.envelopes == []  # a short outage is nobody's business
+    assert watch.since is not None
+    watch.since -= 61  # as if the first failure were a minute ago
+    watch.failed(TransientError("IMAP: connecting: ConnectionRefusedError"))
+    watch.failed(TransientError("IMAP: connecting: ConnectionRefusedError"))
+    [msg] = smtp_plain.messages()
+    assert smtp_plain.envelopes[0].rcpt_tos == ("chutich@phuong.example.vn",)  # no operators
+    text = msg.get_content()
+    assert "ConnectionRefusedError" in text and "kiểm tra mạng" in text
+
+
+def test_an_intake_notice_that_could_not_go_is_tried_again_at_the_next_failure(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer
+) -> None:
+    cfg = config_mod.load(make_config(smtp=smtp_plain.smtp_config("none")))
+    watch = alerts.IntakeWatch(cfg)
+    smtp_plain.handler.refuse = True
+    watch.failed(LoginRefused("IMAP: connecting: login refused"))
+    assert not watch.told
+    smtp_plain.handler.refuse = False
+    watch.failed(LoginRefused("IMAP: connecting: login refused"))
+    assert watch.told and len(smtp_plain.envelopes) == 1
+    watch.connected()
+    watch.connected()  # the recovery is told once, and only after a notice went out
+    assert [m["Subject"] for m in smtp_plain.messages()] == [
+        "[CHÚ Ý] Hòm thư số không nhận được thư mới", "Hòm thư số: đã nhận thư trở lại"]
+
+
+def test_the_intake_notice_follows_the_digest_language(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer
+) -> None:
+    cfg = config_mod.load(make_config(smtp=smtp_plain.smtp_config("none"), digest={
+        "to": ["chutich@phuong.example.vn"], "language": "en"}))
+    alerts.IntakeWatch(cfg).failed(LoginRefused("IMAP: connecting: login refused"))
+    [msg] = smtp_plain.messages()
+    assert msg["Subject"] == "[ATTENTION] Hòm thư số is not receiving mail"
+    assert "expired OAuth" in msg.get_content()

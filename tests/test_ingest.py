@@ -762,3 +762,33 @@ def test_without_idle_the_daemon_polls_every_poll_seconds(
         daemon.send_signal(signal.SIGTERM)
         daemon.communicate(timeout=15)
     assert elapsed < 4
+
+
+def test_a_refused_login_is_told_to_the_operators_at_once_and_so_is_the_recovery(
+    make_config, imap_account: ImapAccount, smtp_plain
+) -> None:
+    imap = imap_account.imap_config()
+    password_file = Path(str(imap["password_file"]))
+    password_file.write_text("an old password", encoding="utf-8")
+    config = make_config(imap=imap, acknowledge=NO_ACK, smtp=smtp_plain.smtp_config("none"),
+                         alerts={"operators": ["it@phuong.example.vn"]})
+    daemon = start_daemon(config)
+    try:
+        wait_for(lambda: len(smtp_plain.envelopes) == 1, 20)
+        time.sleep(6)  # two more refused attempts (backoff 2 s, then 4 s)
+        assert len(smtp_plain.envelopes) == 1, "told once per outage, not at every retry"
+        password_file.write_text(imap_account.server.password, encoding="utf-8")
+        wait_for(lambda: len(smtp_plain.envelopes) == 2, 30)
+        imap_account.server.append(imap_account.user, [citizen_mail(1)])
+        wait_for(lambda: count_rows(config) == 1, 15)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=15)
+    down, back = smtp_plain.messages()
+    assert [e.rcpt_tos for e in smtp_plain.envelopes] == [("it@phuong.example.vn",)] * 2
+    assert down["Subject"] == "[CHÚ Ý] Hòm thư số không nhận được thư mới"
+    assert down["Auto-Submitted"] == "auto-generated"
+    assert "từ chối đăng nhập" in down.get_content()
+    assert back["Subject"] == "Hòm thư số: đã nhận thư trở lại"
+    assert "không mất thư nào" in back.get_content()
+
