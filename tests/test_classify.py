@@ -141,6 +141,14 @@ def test_a_burning_pole_or_sparking_wire_is_electricity(text: str,
     assert (r.category, r.urgency) == ("dien-nuoc-thoat-nuoc", "khan")
 
 
+def test_comment_on_laws_and_punishment_is_not_a_live_danger(lexicon: classify.Lexicon) -> None:
+    assert k("Phải xử lý thật nặng bọn cướp giật.", lexicon).urgency == "thuong"
+    assert k("Cần tăng hình phạt với tội bạo hành trẻ em.", lexicon).urgency == "thuong"
+    # The same words in another sentence leave a report of what is happening alone.
+    assert k("Có kẻ đang đánh đập trẻ em ở nhà số 3. Đề nghị pháp luật xử lý nghiêm.",
+             lexicon).urgency == "khan"
+
+
 def test_a_long_standing_danger_is_som(lexicon: classify.Lexicon) -> None:
     r = k("Bức tường sau nhà có nguy cơ sập, tình trạng kéo dài nhiều tháng.", lexicon)
     assert r.urgency == "som"
