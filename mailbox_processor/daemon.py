@@ -192,7 +192,7 @@ def _finish(mailbox: Mailbox, store: Store, ctx: pipeline.Context, b: _Batch,
         (quarantined if outcome.quarantined else processed).append(raw.uid)
         summary.add(outcome)
         on_message(outcome)
-    _move(mailbox, processed, quarantined)
+    _move(mailbox, store, processed, quarantined)
     return summary
 
 
@@ -226,11 +226,14 @@ def _finish_known(mailbox: Mailbox, store: Store, uids: list[int], uidvalidity: 
     if processed or quarantined:
         log.info("moving %d message(s) committed before an interruption",
                  len(processed) + len(quarantined))
-    _move(mailbox, processed, quarantined)
+    _move(mailbox, store, processed, quarantined)
     return unknown
 
 
-def _move(mailbox: Mailbox, processed: list[int], quarantined: list[int]) -> None:
+def _move(mailbox: Mailbox, store: Store, processed: list[int], quarantined: list[int]) -> None:
+    if not (processed or quarantined):
+        return
+    store.make_durable()
     c = mailbox.config.imap
     mailbox.finish(processed, c.processed_folder if c.after_processing == "move" else None)
     mailbox.finish(quarantined, c.quarantine_folder)
