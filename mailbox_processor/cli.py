@@ -459,7 +459,10 @@ def _server_answers(ask: _Asker, kind: str, given: dict[str, Any], address: str,
     table: dict[str, Any] = {"host": host, "port": port, "security": security}
     if given["ca_file"]:
         table["ca_file"] = given["ca_file"]
-    if username not in ("", "-"):
+    if given["oauth2_token_command"]:  # Gmail, Microsoft 365: no password to ask for
+        table.update(username=username, auth="xoauth2",
+                     oauth2_token_command=given["oauth2_token_command"])
+    elif username not in ("", "-"):
         table["username"] = username
         table["password_file"] = str(Path(given["password_file"] or config_dir / f"{kind}-password"))
     return table
@@ -520,6 +523,8 @@ def _init_passphrase(passphrase_file: str | None, ask: _Asker) -> bytes:
 @click.option("--imap-password-file", type=click.Path(dir_okay=False))
 @click.option("--imap-folder")
 @click.option("--imap-ca-file", type=click.Path(dir_okay=False), help="A private CA for the server.")
+@click.option("--imap-oauth2-token-command", metavar="CMD",
+              help="Log in with XOAUTH2 (Gmail, Microsoft 365): CMD prints a fresh token.")
 @click.option("--smtp-host")
 @click.option("--smtp-port", type=int)
 @click.option("--smtp-security", type=SECURITY_CHOICE)
@@ -527,6 +532,8 @@ def _init_passphrase(passphrase_file: str | None, ask: _Asker) -> bytes:
 @click.option("--smtp-password-file", type=click.Path(dir_okay=False))
 @click.option("--smtp-from", help="Default: NAME <ADDRESS>.")
 @click.option("--smtp-ca-file", type=click.Path(dir_okay=False), help="A private CA for the server.")
+@click.option("--smtp-oauth2-token-command", metavar="CMD",
+              help="Log in with XOAUTH2: CMD prints a fresh token.")
 @click.option("--digest-to", help="Leaders who get the digest, comma-separated.")
 @click.option("--location", "locations", multiple=True, help="slug=Name (repeat, or ';'-separated).")
 @click.option("--timezone", default=None)
@@ -628,7 +635,8 @@ def init(obj: _Obj, **o: Any) -> None:
 
 
 def _given(o: dict[str, Any], kind: str) -> dict[str, Any]:
-    keys = ("host", "port", "security", "username", "password_file", "ca_file")
+    keys = ("host", "port", "security", "username", "password_file", "ca_file",
+            "oauth2_token_command")
     return {key: o[f"{kind}_{key}"] for key in keys}
 
 

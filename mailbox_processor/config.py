@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import subprocess
 import tomllib
 import types
 import typing
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, TransientError
 
 DEFAULT_PATH = "/etc/mailbox-processor/config.toml"
 ENV_VAR = "MAILBOX_PROCESSOR_CONFIG"
@@ -47,6 +48,10 @@ class Server:
     password_env: str | None = None
     ca_file: str | None = None  # extra CA bundle, e.g. for a ward's own certificate
     timeout_seconds: float = 60.0
+    # Gmail and Microsoft 365 switch password logins off for IMAP and SMTP alike.
+    auth: str = "password"  # password | xoauth2
+    oauth2_token_file: str | None = None
+    oauth2_token_command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,6 @@ class Imap(Server):
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
-    auth: str = "password"  # password | xoauth2
-    oauth2_token_file: str | None = None
-    oauth2_token_command: str | None = None
     # What to do with a message once it is committed: "move" to processed_folder or "delete".
     after_processing: str = "move"
     batch_size: int = 50
@@ -174,6 +176,28 @@ class Config:
         if server is None or server.username is None:
             return None
         return _read_secret(self.path, section, server)
+
+    def oauth2_token(self, section: str) -> str:
+        """A fresh access token for [imap] or [smtp] with auth = "xoauth2".
+
+        Read again at every login: the file or command is what keeps it fresh
+        (tokens last about an hour). TransientError when it cannot be had now.
+        """
+        server: Server = getattr(self, section)
+        if server.oauth2_token_file:
+            try:
+                return Path(server.oauth2_token_file).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise TransientError(
+                    f"{section}.oauth2_token_file {server.oauth2_token_file}: {e.strerror}"
+                ) from None
+        try:
+            out = subprocess.run(server.oauth2_token_command or "", shell=True,
+                                 capture_output=True, text=True, timeout=60, check=True)
+        except (subprocess.SubprocessError, OSError) as e:
+            raise TransientError(
+                f"{section}.oauth2_token_command failed: {type(e).__name__}") from None
+        return out.stdout.strip()
 
     @property
     def alert_recipients(self) -> tuple[str, ...]:
@@ -306,12 +330,6 @@ def _validate(c: Config) -> None:
         server = getattr(c, name)
         if server is not None:
             _check_server(p, name, server)
-    if c.imap.auth not in ("password", "xoauth2"):
-        raise ConfigError(f"{p}: imap.auth must be \"password\" or \"xoauth2\"")
-    if c.imap.auth == "xoauth2" and not (c.imap.oauth2_token_file or c.imap.oauth2_token_command):
-        raise ConfigError(
-            f"{p}: imap.auth = \"xoauth2\" needs imap.oauth2_token_file or imap.oauth2_token_command"
-        )
     if c.imap.after_processing not in ("move", "delete"):
         raise ConfigError(f"{p}: imap.after_processing must be \"move\" or \"delete\"")
     for key in ("batch_size", "max_message_bytes", "poll_seconds"):
@@ -355,6 +373,11 @@ def _check_server(p: Path, name: str, s: Server) -> None:
         raise ConfigError(f"{p}: {name}.timeout_seconds must be positive")
     if s.password_file and s.password_env:
         raise ConfigError(f"{p}: {name}: give password_file or password_env, not both")
+    if s.auth not in ("password", "xoauth2"):
+        raise ConfigError(f"{p}: {name}.auth must be \"password\" or \"xoauth2\"")
+    if s.auth == "xoauth2" and not (s.oauth2_token_file or s.oauth2_token_command):
+        raise ConfigError(f"{p}: {name}.auth = \"xoauth2\" needs {name}.oauth2_token_file or "
+                          f"{name}.oauth2_token_command")
 
 
 def _check_timezone(p: Path, name: str) -> None:

@@ -10,13 +10,11 @@ import datetime as dt
 import imaplib
 import logging
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -77,25 +75,6 @@ def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
         raise ConfigError(f"imap.ca_file {ca_file}: cannot load: {e}") from None
 
 
-def _oauth2_token(config: Config) -> str:
-    c = config.imap
-    if c.oauth2_token_file:
-        try:
-            return Path(c.oauth2_token_file).read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise TransientError(
-                f"imap.oauth2_token_file {c.oauth2_token_file}: {e.strerror}"
-            ) from None
-    try:
-        out = subprocess.run(
-            c.oauth2_token_command or "", shell=True, capture_output=True, text=True, timeout=60,
-            check=True,
-        )
-    except (subprocess.SubprocessError, OSError) as e:
-        raise TransientError(f"imap.oauth2_token_command failed: {type(e).__name__}") from None
-    return out.stdout.strip()
-
-
 class Mailbox:
     """One logged-in IMAP connection with a folder selected."""
 
@@ -122,7 +101,7 @@ class Mailbox:
             if c.security == "starttls":
                 client.starttls(context)
             if c.auth == "xoauth2":
-                client.oauth2_login(c.username or config.mailbox.address, _oauth2_token(config))
+                client.oauth2_login(c.username or config.mailbox.address, config.oauth2_token("imap"))
             elif c.username:
                 password = config.secret("imap") or ""
                 if password.isascii():

@@ -64,7 +64,9 @@ def _explain(server: Smtp, e: BaseException) -> TransientError:
     if isinstance(e, ssl.SSLCertVerificationError):
         why = f"certificate not trusted ({e.verify_message}); set smtp.ca_file if it is the ward's own CA"
     elif isinstance(e, smtplib.SMTPAuthenticationError):
-        why = f"login refused ({e.smtp_code}); check smtp.username and the password"
+        what = ("the OAuth token (smtp.oauth2_token_file or _command)" if server.auth == "xoauth2"
+                else "smtp.username and the password")
+        why = f"login refused ({e.smtp_code}); check {what}"
     elif isinstance(e, smtplib.SMTPNotSupportedError):
         why = f"server does not support what is needed: {e}"
     elif isinstance(e, smtplib.SMTPRecipientsRefused):
@@ -94,11 +96,15 @@ def _explain(server: Smtp, e: BaseException) -> TransientError:
 def connect(config: Config) -> Iterator[smtplib.SMTP]:
     """A logged-in SMTP session; library errors come out as TransientError."""
     server = smtp_config(config)
-    password = config.secret("smtp")  # ConfigError stays a ConfigError
+    oauth2 = server.auth == "xoauth2"
+    password = None if oauth2 else config.secret("smtp")  # ConfigError stays a ConfigError
     try:
         client = _open(server)
         try:
-            if server.username is not None and password is not None:
+            if oauth2:
+                _oauth2_login(client, server.username or config.mailbox.address,
+                              config.oauth2_token("smtp"))
+            elif server.username is not None and password is not None:
                 _login(client, server.username, password)
             yield client
         finally:
@@ -140,6 +146,13 @@ def _login(client: smtplib.SMTP, username: str, password: str) -> None:
     code, resp = client.docmd("AUTH", "PLAIN " + token)
     if code != 235:
         raise smtplib.SMTPAuthenticationError(code, resp)
+
+
+def _oauth2_login(client: smtplib.SMTP, username: str, token: str) -> None:
+    """SASL XOAUTH2, as Gmail and Microsoft 365 want it. On a bad token the server sends
+    a 334 with an error in JSON; the empty answer ends the exchange with a 535."""
+    response = f"user={username}\x01auth=Bearer {token}\x01\x01"
+    client.auth("XOAUTH2", lambda challenge=None: "" if challenge is not None else response)
 
 
 def _close(client: smtplib.SMTP) -> None:

@@ -88,13 +88,21 @@ def check_imap(config: Config, t: Say) -> Check:
         return t("đăng nhập được; thư mục ", "logged in; folders ") + ", ".join(folders)
 
     result = _attempt(t("IMAP: đăng nhập và thư mục", "IMAP login and folders"), "", step)
-    return result if result.ok else _with_fix(result, _imap_fix(result.detail, t))
+    return result if result.ok else _with_fix(result, _imap_fix(result.detail, config, t))
 
 
-def _imap_fix(detail: str, t: Say) -> str:
+def _login_fix(section: str, config: Config, t: Say) -> str:
+    if getattr(config, section).auth == "xoauth2":
+        return t(f"làm mới mã OAuth ({section}.oauth2_token_file hoặc {section}.oauth2_token_command)",
+                 f"renew the OAuth token ({section}.oauth2_token_file or "
+                 f"{section}.oauth2_token_command)")
+    return t(f"kiểm tra {section}.username và mật khẩu trong {section}.password_file",
+             f"check {section}.username and the password in {section}.password_file")
+
+
+def _imap_fix(detail: str, config: Config, t: Say) -> str:
     if "login refused" in detail:
-        return t("kiểm tra imap.username và mật khẩu trong imap.password_file",
-                 "check imap.username and the password in imap.password_file")
+        return _login_fix("imap", config, t)
     if "does not exist" in detail:
         return t("sửa imap.folder thành một thư mục có trên máy chủ (thường là INBOX)",
                  "set imap.folder to a folder the server has (usually INBOX)")
@@ -113,16 +121,16 @@ def check_smtp(config: Config, t: Say) -> Check:
     def step() -> str:
         mail.check(config)
         smtp = mail.smtp_config(config)
-        login = t("đăng nhập được", "logged in") if smtp.username else t("không cần đăng nhập",
-                                                                           "no login")
+        logs_in = smtp.username or smtp.auth == "xoauth2"
+        login = t("đăng nhập được", "logged in") if logs_in else t("không cần đăng nhập",
+                                                                     "no login")
         return t(f"EHLO được, {login}; chưa gửi thư nào", f"EHLO ok, {login}; nothing sent")
 
     result = _attempt(t("SMTP: EHLO và AUTH", "SMTP EHLO and AUTH"), "", step)
     if result.ok:
         return result
     if "login refused" in result.detail:
-        fix = t("kiểm tra smtp.username và mật khẩu trong smtp.password_file",
-                "check smtp.username and the password in smtp.password_file")
+        fix = _login_fix("smtp", config, t)
     elif "[smtp] is missing" in result.detail:
         fix = t("thêm mục [smtp] (cần để gửi bản tổng hợp)", "add an [smtp] section (digests need it)")
     else:

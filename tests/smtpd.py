@@ -7,11 +7,14 @@ every envelope it accepted; tests parse them with the stdlib email parser.
 - `smtp_starttls`: STARTTLS required, AUTH required, self-signed certificate
   made with `cryptography`; `ca_file` is what the client must trust.
 - `smtp_tls`: implicit TLS (port 465 style), same certificate, AUTH.
+- `smtp_oauth2`: STARTTLS and AUTH XOAUTH2 only (Gmail, Microsoft 365), accepting
+  the bearer token OAUTH2_TOKEN for USERNAME.
 - `smtp_down_port`: a port with nothing listening.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email
 import email.policy
@@ -35,6 +38,7 @@ from cryptography.x509.oid import NameOID
 
 USERNAME = "hopthu@phuong.example.vn"
 PASSWORD = "mật-khẩu-thử 123"
+OAUTH2_TOKEN = "ya29.test-access-token"
 
 
 @dataclass(frozen=True)
@@ -216,3 +220,33 @@ def smtp_wrong_name(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSe
 def smtp_down_port() -> int:
     """A loopback port where nothing listens: connection refused."""
     return free_port()
+
+
+class OAuth2Recorder(Recorder):
+    """Also speaks the server side of SASL XOAUTH2 the way Gmail does: a bad token gets
+    a 334 carrying a JSON error, then 535 once the client answers."""
+
+    async def auth_XOAUTH2(self, server, args) -> AuthResult:
+        try:
+            fields = dict(f.split("=", 1) for f in
+                          base64.b64decode(args[1]).decode().split("\x01") if f)
+        except (IndexError, ValueError):
+            return AuthResult(success=False, handled=False)
+        if fields.get("user") == USERNAME and fields.get("auth") == f"Bearer {OAUTH2_TOKEN}":
+            return AuthResult(success=True)
+        await server.challenge_auth('{"status":"401","schemes":"bearer"}')
+        return AuthResult(success=False, handled=False)  # not handled: aiosmtpd says 535
+
+
+@pytest.fixture
+def smtp_oauth2(smtp_cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
+    handler = OAuth2Recorder()
+    port = free_port()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port,
+        tls_context=_server_context(smtp_cert), require_starttls=True,
+        auth_required=True, auth_require_tls=True, authenticator=_authenticator,
+        auth_exclude_mechanism=["LOGIN", "PLAIN"],
+    )
+    yield from _run(controller, SmtpServer("127.0.0.1", port, handler, ca_file=smtp_cert[0],
+                                           username=USERNAME))

@@ -11,7 +11,7 @@ import pytest
 from mailbox_processor import config as config_mod
 from mailbox_processor import mail
 from mailbox_processor.errors import ConfigError, TransientError
-from tests.smtpd import SmtpServer
+from tests.smtpd import OAUTH2_TOKEN, SmtpServer
 
 
 def _message(body: str = "Xin chào, đây là thư thử.") -> EmailMessage:
@@ -139,3 +139,44 @@ def test_without_8bitmime_the_text_parts_become_base64() -> None:
     assert parts[0].get_content() == "Xin chào, đây là thư thử.\n"
     assert parts[1].get_content_type() == "text/html"
     assert msg.get_body(("plain",))["Content-Transfer-Encoding"] == "8bit"  # a copy
+
+
+def _oauth2_config(make_config: Callable[..., Path], server: SmtpServer, token_file: Path,
+                   **smtp: object) -> config_mod.Config:
+    return _config(make_config, **server.smtp_config("starttls"), username=server.username,
+                   auth="xoauth2", oauth2_token_file=str(token_file), **smtp)
+
+
+def test_xoauth2_logs_in_with_the_token_from_a_file(
+    make_config: Callable[..., Path], smtp_oauth2: SmtpServer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(OAUTH2_TOKEN + "\n", encoding="utf-8")
+    mail.send(_oauth2_config(make_config, smtp_oauth2, token), _message())
+    assert len(smtp_oauth2.envelopes) == 1
+
+
+def test_xoauth2_token_from_a_command(
+    make_config: Callable[..., Path], smtp_oauth2: SmtpServer, tmp_path: Path
+) -> None:
+    cfg = _config(make_config, **smtp_oauth2.smtp_config("starttls"),
+                  username=smtp_oauth2.username, auth="xoauth2",
+                  oauth2_token_command=f"echo {OAUTH2_TOKEN}")
+    mail.send(cfg, _message())
+    assert len(smtp_oauth2.envelopes) == 1
+
+
+def test_an_expired_xoauth2_token_is_a_clear_login_error(
+    make_config: Callable[..., Path], smtp_oauth2: SmtpServer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("ya29.expired", encoding="utf-8")
+    with pytest.raises(TransientError, match=r"login refused \(535\); check the OAuth token"):
+        mail.send(_oauth2_config(make_config, smtp_oauth2, token), _message())
+    assert smtp_oauth2.envelopes == []
+
+
+def test_xoauth2_without_a_token_source_is_a_config_error(make_config: Callable[..., Path],
+                                                          smtp_oauth2: SmtpServer) -> None:
+    with pytest.raises(ConfigError, match=r'smtp\.auth = "xoauth2" needs smtp\.oauth2_token_file'):
+        _config(make_config, **smtp_oauth2.smtp_config("starttls"), auth="xoauth2")

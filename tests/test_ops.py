@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import PASSPHRASE, run_cli
 from tests.dovecot import ImapAccount
-from tests.smtpd import SmtpServer
+from tests.smtpd import OAUTH2_TOKEN, SmtpServer
 
 CITIZEN = "tran.thi.binh@gmail.example"
 CITIZEN_HOME = "binh.nha@yahoo.example"
@@ -125,6 +125,42 @@ def test_init_non_interactive_writes_everything_then_check_passes(
     again = run_cli(config, "init", "--non-interactive", "--address", "x@y.vn", "--no-test")
     assert again.returncode != 0 and "already exists" in again.stderr
     no_traceback(again)
+
+
+def test_init_with_an_oauth2_token_command_for_smtp_asks_no_password_and_check_says_what_to_renew(
+    tmp_path: Path, imap_account: ImapAccount, smtp_oauth2: SmtpServer,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    config = tmp_path / "etc" / "config.toml"
+    imap = imap_account.imap_config()
+    token = tmp_path / "token"
+    token.write_text(OAUTH2_TOKEN, encoding="utf-8")
+    result = run_cli(
+        config, "init", "--non-interactive", "--address", str(smtp_oauth2.username),
+        "--imap-host", "127.0.0.1", "--imap-port", str(imap["port"]), "--imap-security", "none",
+        "--imap-username", str(imap["username"]), "--imap-password-file", str(imap["password_file"]),
+        "--smtp-host", "127.0.0.1", "--smtp-port", str(smtp_oauth2.port),
+        "--smtp-security", "starttls", "--smtp-ca-file", str(smtp_oauth2.ca_file),
+        "--smtp-oauth2-token-command", f"cat {token}",
+        "--digest-to", "chutich@phuong.example.vn", "--location", "tdp1=Tổ dân phố 1",
+        "--store-path", str(tmp_path / "var" / "store.sqlite3"),
+        "--pepper-file", str(tmp_path / "var" / "pepper"),
+        "--private-key-dir", str(tmp_path / "offline"), "--passphrase-file", str(archive_keys[2]),
+        env={"LANG": "C.UTF-8", "LC_ALL": ""},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ SMTP EHLO and AUTH" in result.stdout
+    smtp = tomllib.loads(config.read_text(encoding="utf-8"))["smtp"]
+    assert smtp["auth"] == "xoauth2" and "password_file" not in smtp
+
+    token.write_text("ya29.expired", encoding="utf-8")
+    check = run_cli(config, "check", env={"LANG": "C.UTF-8", "LC_ALL": ""})
+    assert check.returncode == 1
+    [failed] = [line for line in check.stdout.splitlines() if line.startswith("✗")]
+    assert "SMTP" in failed and "login refused" in failed
+    assert "renew the OAuth token (smtp.oauth2_token_file or smtp.oauth2_token_command)" \
+        in check.stdout
+    no_traceback(check)
 
 
 def test_init_interactive_asks_in_vietnamese_and_needs_no_flags(
