@@ -228,16 +228,18 @@ class Acknowledger:
             self._pepper = anonymise.load_pepper(self.config.privacy.pepper_file)
         return self._pepper
 
-    def send_pending(self, store: Store) -> int:
+    def send_pending(self, store: Store, *, last_chance: bool = False) -> int:
         """Send what is due; the number sent. A failed one stays queued with a longer wait.
 
         Raises TransientError only, after the first failure of a round: when the
-        server is down, the others would fail the same way.
+        server is down, the others would fail the same way. `last_chance` (the
+        daemon stopping) tries every queued one now, waiting or not: the
+        addresses die with the process.
         """
         sent = 0
         now = time.monotonic()
         for item in list(self._queue):
-            if item.next_try > now:
+            if item.next_try > now and not last_chance:
                 continue
             if now - item.queued > GIVE_UP_AFTER:
                 log.warning("%s: acknowledgement given up after %d tries", item.ref, item.tries)

@@ -306,6 +306,7 @@ class Daemon:
             store = Store.open(self.config.store.path)
             try:
                 self._loop(store, ctx)
+                self._last_acknowledgements(store)
             finally:
                 self.notify.stopping()
                 store.close()
@@ -357,6 +358,17 @@ class Daemon:
                 and now - self._urgent_since >= self.config.alerts.batch_seconds):
             self._urgent_since = None
             self._run_hook(self.alert, store)
+
+    def _last_acknowledgements(self, store: Store) -> None:
+        """A stop (an upgrade, a restart) must not drop what was queued since the last
+        round: the reply addresses exist only in this process."""
+        try:
+            self.acknowledger.send_pending(store, last_chance=True)
+        except TransientError as e:
+            log.warning("%s", e)
+        if self.acknowledger.pending:
+            log.warning("%d acknowledgement(s) not sent; they are not kept after a stop",
+                        self.acknowledger.pending)
 
     def _run_hook(self, hook: Callable[[Store], object], store: Store) -> None:
         try:

@@ -58,10 +58,12 @@ class Recorder:
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
         self.refuse = False
+        self.refused = 0  # messages turned away while `refuse` was set
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope) -> str:
         if self.refuse:
+            self.refused += 1
             return "451 4.3.0 Try again later"
         with self._lock:
             self.envelopes.append(Envelope(

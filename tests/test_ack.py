@@ -255,3 +255,27 @@ def test_the_daemon_acknowledges_and_purges_daily_beside_intake(
     with sqlite3.connect(store_path(config)) as db:
         assert db.execute("SELECT count(*) FROM sealed").fetchone()[0] == 1
     assert "an@example.vn" not in err and "daily purge" in err
+
+
+def test_a_stopping_daemon_sends_the_acknowledgements_still_waiting_for_a_retry(
+    setup, imap_account: ImapAccount, smtp_plain: SmtpServer
+) -> None:
+    config = setup()
+    smtp_plain.handler.refuse = True
+    deliver(imap_account, citizen_mail("an@example.vn"))
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "mailbox_processor", "--config", str(config), "-v", "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and smtp_plain.handler.refused == 0:
+            time.sleep(0.1)
+        assert smtp_plain.handler.refused == 1  # tried once; the next try is 30 s away
+        smtp_plain.handler.refuse = False
+    finally:
+        daemon.send_signal(signal.SIGTERM)  # as `systemctl restart` does
+        _out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert [e.rcpt_tos for e in smtp_plain.envelopes] == [("an@example.vn",)], err
+    assert "an@example.vn" not in err
