@@ -178,17 +178,21 @@ def smtp_plain() -> Iterator[SmtpServer]:
     yield from _run(controller, SmtpServer("127.0.0.1", port, handler))
 
 
+def _starttls_with_auth(handler: Recorder, cert: tuple[Path, Path], password: str | None,
+                        **controller: object) -> Iterator[SmtpServer]:
+    port = free_port()
+    server = Controller(
+        handler, hostname="127.0.0.1", port=port,
+        tls_context=_server_context(cert), require_starttls=True,
+        auth_required=True, auth_require_tls=True, authenticator=_authenticator, **controller,
+    )
+    yield from _run(server, SmtpServer("127.0.0.1", port, handler, ca_file=cert[0],
+                                       username=USERNAME, password=password))
+
+
 @pytest.fixture
 def smtp_starttls(smtp_cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
-    handler = Recorder()
-    port = free_port()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port,
-        tls_context=_server_context(smtp_cert), require_starttls=True,
-        auth_required=True, auth_require_tls=True, authenticator=_authenticator,
-    )
-    yield from _run(controller, SmtpServer("127.0.0.1", port, handler, ca_file=smtp_cert[0],
-                                           username=USERNAME, password=PASSWORD))
+    yield from _starttls_with_auth(Recorder(), smtp_cert, PASSWORD)
 
 
 @pytest.fixture
@@ -242,13 +246,5 @@ class OAuth2Recorder(Recorder):
 
 @pytest.fixture
 def smtp_oauth2(smtp_cert: tuple[Path, Path]) -> Iterator[SmtpServer]:
-    handler = OAuth2Recorder()
-    port = free_port()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port,
-        tls_context=_server_context(smtp_cert), require_starttls=True,
-        auth_required=True, auth_require_tls=True, authenticator=_authenticator,
-        auth_exclude_mechanism=["LOGIN", "PLAIN"],
-    )
-    yield from _run(controller, SmtpServer("127.0.0.1", port, handler, ca_file=smtp_cert[0],
-                                           username=USERNAME))
+    yield from _starttls_with_auth(OAuth2Recorder(), smtp_cert, None,
+                                   auth_exclude_mechanism=["LOGIN", "PLAIN"])

@@ -55,6 +55,13 @@ def deliver(account: ImapAccount, *messages: bytes) -> None:
     account.server.append(account.user, list(messages))
 
 
+def start_run(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailbox_processor", "--config", str(config), "-v", "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+    )
+
+
 def store_path(config: Path) -> str:
     return tomllib.loads(config.read_text(encoding="utf-8"))["store"]["path"]
 
@@ -237,10 +244,7 @@ def test_the_daemon_acknowledges_and_purges_daily_beside_intake(
                             "VALUES ('<d@x>', '2025-01-01', 'sent')").lastrowid
         db.execute("UPDATE submission SET digest_id=?", (digest,))
     deliver(imap_account, citizen_mail("an@example.vn"))
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "mailbox_processor", "--config", str(config), "-v", "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
-    )
+    daemon = start_run(config)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (
@@ -263,10 +267,7 @@ def test_a_stopping_daemon_sends_the_acknowledgements_still_waiting_for_a_retry(
     config = setup()
     smtp_plain.handler.refuse = True
     deliver(imap_account, citizen_mail("an@example.vn"))
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "mailbox_processor", "--config", str(config), "-v", "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
-    )
+    daemon = start_run(config)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and smtp_plain.handler.refused == 0:
