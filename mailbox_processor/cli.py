@@ -721,7 +721,15 @@ def purge(obj: _Obj, days: int | None, everything: bool) -> None:
     from . import retention
 
     config = obj.config
-    report = retention.purge(config, obj.store(), days or config.retention.days, everything)
+
+    def progress(folder: str, done: int, total: int) -> None:
+        # Hashing every old message on the server can take minutes on a large mailbox.
+        if sys.stderr.isatty():
+            click.echo(f"\r{folder}: {done}/{total} old messages checked", err=True,
+                       nl=done == total)
+
+    report = retention.purge(config, obj.store(), days or config.retention.days, everything,
+                             on_progress=progress)
     what = "seals and readable copies" if report.readable else "seals"
     click.echo(f"purged {what} of mail received before {report.cutoff}: {report.sealed} sealed, "
                f"{report.imap_deleted} deleted on the IMAP server")

@@ -37,6 +37,7 @@ BACKOFF_START = 2.0
 BACKOFF_CAP = 300.0  # five minutes
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HOOK_SECONDS = 30.0
+PURGE_STOP_SECONDS = 10.0  # well inside systemd's TimeoutStopSec
 
 
 @dataclass
@@ -300,13 +301,17 @@ class Daemon:
         self.alert = functools.partial(alerts.send_pending, self.config)
         self.hooks.append(self.acknowledger.send_pending)
         self.hooks.append(self.alert)
-        if self.config.retention.purge_daily:
-            self.hooks.append(retention.DailyPurge(self.config, on_progress=self.notify.watchdog))
+        self.purge = retention.DailyPurge(self.config) if self.config.retention.purge_daily \
+            else None
+        if self.purge is not None:
+            self.hooks.append(self.purge)
         with Workers(ctx) as self.workers, single_instance(self.config):
             store = Store.open(self.config.store.path)
             try:
                 self._loop(store, ctx)
                 self._last_acknowledgements(store)
+                if self.purge is not None:
+                    self.purge.finish(timeout=PURGE_STOP_SECONDS)
             finally:
                 self.notify.stopping()
                 store.close()

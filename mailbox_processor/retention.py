@@ -14,13 +14,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from .config import Config
-from .errors import TransientError
+from .errors import ConfigError, TransientError
 from .imap import Mailbox, batches
 from .store import Store
 
@@ -46,8 +48,11 @@ def cutoff_for(config: Config, days: int, today: dt.date | None = None) -> dt.da
     return today - dt.timedelta(days=days)
 
 
+Progress = Callable[[str, int, int], None]  # folder, old messages checked, old messages
+
+
 def purge(config: Config, store: Store, days: int, everything: bool = False,
-          on_progress: Callable[[], None] = lambda: None) -> Report:
+          on_progress: Progress = lambda _f, _done, _total: None) -> Report:
     """Drop what is older than `days`: in the store first (local, certain), then on IMAP.
 
     An IMAP failure raises TransientError after the store part is done; running
@@ -68,7 +73,7 @@ def purge(config: Config, store: Store, days: int, everything: bool = False,
 
 
 def purge_imap(config: Config, hashes: dict[str, str], cutoff: dt.date,
-               on_progress: Callable[[], None] = lambda: None) -> int:
+               on_progress: Progress) -> int:
     """Delete, in Processed and Quarantine, the messages whose content hash is in `hashes`."""
     if not hashes:
         return 0
@@ -86,7 +91,7 @@ def purge_imap(config: Config, hashes: dict[str, str], cutoff: dt.date,
 
 
 def _purge_folder(mailbox: Mailbox, folder: str, hashes: dict[str, str], before: dt.datetime,
-                  on_progress: Callable[[], None]) -> int:
+                  on_progress: Progress) -> int:
     mailbox.folder = folder
     mailbox.select()
     limit = mailbox.config.imap.max_message_bytes
@@ -96,15 +101,16 @@ def _purge_folder(mailbox: Mailbox, folder: str, hashes: dict[str, str], before:
         for uid, meta in mailbox.meta(uids[i : i + META_CHUNK]).items():
             if meta.received < before:
                 old[uid] = meta.size
-        on_progress()
     doomed: list[int] = []
+    done = 0
     for batch in batches(sorted(old), old, 50):
         for uid, data in _contents(mailbox, batch, old, limit).items():
             ref = hashes.get(hashlib.sha256(data).hexdigest())
             if ref is not None:
                 doomed.append(uid)
                 log.info("%s: deleting uid %s from %s", ref, uid, folder)
-        on_progress()
+        done += len(batch)
+        on_progress(folder, done, len(old))
     mailbox.finish(sorted(doomed), None)
     return len(doomed)
 
@@ -120,23 +126,55 @@ def _contents(mailbox: Mailbox, batch: list[int], sizes: dict[int, int], limit: 
 
 
 class DailyPurge:
-    """A daemon hook: purge once soon after start, then every 24 hours."""
+    """A daemon hook: purge once soon after start, then every 24 hours, in a thread.
 
-    def __init__(self, config: Config, on_progress: Callable[[], None] = lambda: None) -> None:
+    The first purge of a large mailbox downloads every old message to hash it,
+    which can take many minutes; intake and urgent alerts must not wait for it.
+    The thread has its own store and IMAP connections (SQLite in WAL mode takes
+    a second writer; `purge` from the command line runs beside `run` the same
+    way). It never pings the watchdog: that is the intake loop's proof of life.
+    """
+
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.on_progress = on_progress
         self._next = 0.0
+        self._thread: threading.Thread | None = None
+        self._failure: TransientError | None = None
 
-    def __call__(self, store: Store) -> None:
+    def __call__(self, _store: Store) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure  # the daemon logs it; the next try is an hour away
         now = time.monotonic()
         if now < self._next:
             return
         self._next = now + RETRY_AFTER_FAILURE
+        self._thread = threading.Thread(target=self._run, args=(now,), name="daily-purge",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, started: float) -> None:
         try:
-            report = purge(self.config, store, self.config.retention.days,
-                           on_progress=self.on_progress)
-        except TransientError as e:
-            raise TransientError(f"daily purge: {e}") from None
-        self._next = now + DAY
+            store = Store.open(self.config.store.path)
+            try:
+                report = purge(self.config, store, self.config.retention.days)
+            finally:
+                store.close()
+        except (TransientError, ConfigError) as e:
+            self._failure = TransientError(f"daily purge: {e}")
+            return
+        except sqlite3.Error as e:  # the store busy or broken: retried in an hour like the rest
+            self._failure = TransientError(f"daily purge: store: {type(e).__name__}")
+            return
+        self._next = started + DAY
         log.info("daily purge: %d seal(s) dropped, %d IMAP message(s) deleted (before %s)",
                  report.sealed, report.imap_deleted, report.cutoff)
+
+    def finish(self, timeout: float) -> None:
+        """At a stop: let a purge that is under way end cleanly, up to `timeout` seconds
+        (an unfinished one loses nothing: its store part is one transaction, and the
+        next purge finds what is left on the server by hash)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
