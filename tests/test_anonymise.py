@@ -390,6 +390,11 @@ def mime_tree(draw: st.DrawFn, address: str, depth: int = 0) -> bytes:
         return (b"Content-Type: application/octet-stream; name=\"f.bin\"\r\n"
                 b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(data))
     text = f"{draw(WORDS)} {address} {draw(WORDS)}" if draw(st.booleans()) else draw(WORDS)
+    # Forwarded mail keeps its body: the planted address in its header block or body must
+    # still not come through.
+    text = draw(st.sampled_from([
+        "", f"---------- Forwarded message ---------\nFrom: {address}\nTo: <{address}>\n\n",
+        f"Begin forwarded message:\n\nFrom: X <{address}>\nSubject: {address}\n\n"])) + text
     if kind == "html":
         text = f"<div><p>{text}</p><a href=\"mailto:{address}\">{draw(WORDS)}</a></div>"
     charset = draw(st.sampled_from(CHARSETS))
