@@ -128,6 +128,20 @@ def test_gas_spelt_ga_and_wire_fires_are_urgent(text: str, lexicon: classify.Lex
     assert k(text, lexicon).urgency == "khan"
 
 
+@pytest.mark.parametrize(("text", "category", "urgency"), [
+    ("Bà cụ hàng xóm sống một mình bị ngã, nằm bất động, gọi mãi không ai nghe máy.",
+     "y-te", "khan"),
+    ("Cống trước nhà bị tắc mấy hôm nay bốc mùi kinh khủng, mong phường cho người xuống thông.",
+     "dien-nuoc-thoat-nuoc", "som"),  # taxonomy: drains go here, the smell is a symptom
+    ("Đường Lê Lợi bị tắc cứng giờ tan tầm.", "giao-thong", "thuong"),
+])
+def test_everyday_reports_land_where_the_taxonomy_puts_them(
+    text: str, category: str, urgency: str, lexicon: classify.Lexicon
+) -> None:
+    r = k(text, lexicon)
+    assert (r.category, r.urgency) == (category, urgency)
+
+
 def test_fire_safety_as_a_topic_is_not_an_alert(lexicon: classify.Lexicon) -> None:
     r = k("Đề nghị tăng cường kiểm tra an toàn cháy nổ ở các chung cư mini.", lexicon)
     assert r.urgency != "khan"
