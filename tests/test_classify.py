@@ -134,6 +134,8 @@ def test_gas_spelt_ga_and_wire_fires_are_urgent(text: str, lexicon: classify.Lex
     ("Cống trước nhà bị tắc mấy hôm nay bốc mùi kinh khủng, mong phường cho người xuống thông.",
      "dien-nuoc-thoat-nuoc", "som"),  # taxonomy: drains go here, the smell is a symptom
     ("Đường Lê Lợi bị tắc cứng giờ tan tầm.", "giao-thong", "thuong"),
+    ("Ô tô đỗ chắn hết cửa nhà tôi cả ngày.", "trat-tu-do-thi", "thuong"),  # parking
+    ("Có người lạ lảng vảng trong ngõ mấy đêm nay.", "an-ninh-trat-tu", "thuong"),
 ])
 def test_everyday_reports_land_where_the_taxonomy_puts_them(
     text: str, category: str, urgency: str, lexicon: classify.Lexicon
