@@ -90,6 +90,11 @@ FILL = 0.85
 
 # ----- the data the templates see ------------------------------------------------
 
+# Codes listed for one group of near-duplicates or one kind of flagged mail; the rest
+# are counted. Anyone can send the mailbox ten thousand messages: an unbounded list
+# would outgrow the size budget and stop the digest for everyone.
+CODES_SHOWN = 30
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -118,6 +123,14 @@ class Entry:
     def refs(self) -> tuple[str, ...]:
         return (self.ref, *self.similar)
 
+    @property
+    def shown_refs(self) -> tuple[str, ...]:
+        return self.refs[:CODES_SHOWN]
+
+    @property
+    def hidden(self) -> int:
+        return self.count - len(self.shown_refs)
+
 
 @dataclass(frozen=True)
 class Bar:
@@ -143,6 +156,14 @@ class Flagged:
     flag: str
     name: str
     refs: tuple[str, ...]
+
+    @property
+    def shown_refs(self) -> tuple[str, ...]:
+        return self.refs[:CODES_SHOWN]
+
+    @property
+    def hidden(self) -> int:
+        return len(self.refs) - len(self.shown_refs)
 
 
 @dataclass(frozen=True)
@@ -624,7 +645,7 @@ def split(d: Digest, max_bytes: int, measure: Callable[[Digest], int]) -> list[D
     flat += [(s.slug, e) for s in d.sections for e in s.entries]
     bare = dataclasses.replace(d, urgent=(), sections=())
     overhead = [measure(bare), measure(dataclasses.replace(bare, part=2, parts=2))]
-    weights = [len(e.text.encode("utf-8")) + 400 + 20 * e.count for _s, e in flat]
+    weights = [len(e.text.encode("utf-8")) + 400 + 20 * len(e.shown_refs) for _s, e in flat]
     per_weight = max(1.0, (whole - overhead[0]) / max(1, sum(weights)))
     fill = FILL
     for _attempt in range(12):

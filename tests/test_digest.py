@@ -374,6 +374,34 @@ def test_500_long_items_split_into_parts_each_under_100_kb(env: Env) -> None:
     assert f"in {n} part(s)" in out
 
 
+def test_a_spam_wave_does_not_stop_the_digest(env: Env) -> None:
+    """Anyone can send the mailbox thousands of messages: the codes listed for flagged
+    mail are bounded, so the digest still fits its parts and still goes out."""
+    petition = env.add(VARIED[0])
+    spam = [env.add(f"Mua thuốc giảm cân giá rẻ số {i}", flags=("spam",)) for i in range(6000)]
+    code, _out, err = env.send()
+    assert code == 0, err
+    texts = [text_of(e.message()) for e in env.server.envelopes]
+    assert all(len(e.data) < 100_000 for e in env.server.envelopes)
+    assert petition in "".join(texts)
+    flagged = texts[0][texts[0].index("== Thư bị gắn cờ =="):]
+    assert "Thư rác, quảng cáo: 6000" in flagged
+    assert spam[0] in flagged and spam[-1] not in flagged
+    assert "và 5970 thư khác" in flagged  # 30 codes shown
+
+
+def test_a_flood_of_identical_messages_is_one_entry_with_a_bounded_list_of_codes(env: Env) -> None:
+    same = [env.add("Đề nghị phường sửa ngay đèn đường ngõ 12 Hàng Bạc, tối om nguy hiểm.")
+            for _ in range(3000)]
+    code, _out, err = env.send()
+    assert code == 0, err
+    [msg] = env.server.messages()
+    text = text_of(msg)
+    assert "3000 ý kiến tương tự" in text
+    assert sum(ref in text for ref in same) == 30 and "và 2970 ý kiến khác" in text
+    assert len(env.server.envelopes[0].data) < 100_000
+
+
 def test_photos_are_attached_within_the_size_budget(env: Env) -> None:
     env.configure(digest={"attach_photos": True, "max_bytes": 60_000})
     small = Image(name="anh-1.jpg", content_type="image/jpeg", data=b"\xff\xd8" + b"x" * 5000,
