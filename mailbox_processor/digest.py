@@ -540,12 +540,15 @@ def render(digest: Digest, *, inline: bool = True) -> Rendered:
 
 
 def render_alert(config: Config, entries: Sequence[Entry], when: str) -> Rendered:
+    """Several neighbours reporting the same fire make one entry, as in the digest."""
     env = environment()
     lang = config.digest.language
-    ctx = {"entries": entries, "committee": config.mailbox.name, "when": when, "lang": lang}
+    grouped = group_similar(entries)
+    n = sum(e.count for e in grouped)
+    ctx = {"entries": grouped, "total": n, "committee": config.mailbox.name, "when": when,
+           "lang": lang}
     html = _inliner().inline(env.get_template(template_name("alert", "html", lang)).render(**ctx))
     text = env.get_template(template_name("alert", "txt", lang)).render(**ctx)
-    n = len(entries)
     subj = (f"[KHẨN] Hòm thư số: {n} phản ánh khẩn cấp" if lang != "en"
             else f"[URGENT] Hòm thư số: {n} urgent report{'s' if n != 1 else ''}")
     return Rendered(subject=subj, html=wrap_html(html), text=text)

@@ -195,3 +195,23 @@ def test_the_intake_notice_follows_the_digest_language(
     [msg] = smtp_plain.messages()
     assert msg["Subject"] == "[ATTENTION] Hòm thư số is not receiving mail"
     assert "expired OAuth" in msg.get_content()
+
+
+def test_neighbours_reporting_the_same_fire_make_one_entry_in_the_alert(
+    make_config: Callable[..., Path], smtp_plain: SmtpServer,
+    archive_keys: tuple[Path, Path, Path],
+) -> None:
+    path, store = _setup(make_config, smtp_plain.port)
+    cfg = config_mod.load(path)
+    same = [add(store, archive_keys[0], FIRE + suffix, urgency="khan", category="an-ninh-trat-tu")
+            for suffix in ("", " Mau len!", " Giúp với!")]
+    other = add(store, archive_keys[0], WIRE, urgency="khan", category="dien-nuoc-thoat-nuoc")
+    assert alerts.send_pending(cfg, store) == 4
+    [msg] = smtp_plain.messages()
+    assert msg["Subject"] == "[KHẨN] Hòm thư số: 4 phản ánh khẩn cấp"
+    text, html = text_of(msg), html_of(msg)
+    assert text.count("[HT-") == 2  # two entries: the fire (grouped) and the wire
+    assert "3 ý kiến tương tự" in text and "3 ý kiến tương tự" in html
+    for ref in [*same, other]:
+        assert ref in text and ref in html
+    assert _alerted(store) == {*same, other}
