@@ -116,7 +116,7 @@ def _anonymise(
 ) -> Submission:
     location = _plus_location(parsed, config)
     subject, tagged = _strip_subject_tag(parsed.subject, config)
-    body = clean_body(parsed.text[:MAX_TEXT_CHARS])
+    body = clean_body(parsed.text[:MAX_TEXT_CHARS], forwarded=bool(FORWARD_SUBJECT.match(subject)))
     text = "\n\n".join(t for t in (subject.strip(), body) if t)
     text = redact(text, _sender_terms(parsed), config.privacy.redact)
     photos, withheld = _attachments(parsed.parts, ref)
@@ -198,6 +198,9 @@ FORWARD_START = re.compile(
     r"|begin forwarded message:)\s*$",
     re.IGNORECASE,
 )
+# Outlook forwards under the same rule and From:/Sent: block as its replies; only the
+# subject tells them apart (FW:, Fwd:, and Outlook's Vietnamese "CT:" for chuyển tiếp).
+FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|fw|ct|chuyển tiếp|tr|wg|rv|enc)\s*:", re.IGNORECASE)
 FORWARD_HEADER = re.compile(
     r"^\*?(from|từ|date|ngày|sent|đã gửi|subject|tiêu đề|chủ đề|to|đến|tới|cc|reply-to)"
     r"\s*:", re.IGNORECASE,
@@ -233,10 +236,11 @@ SIGNATURE_LINES = [
 ]
 
 
-def clean_body(text: str) -> str:
-    """The citizen's own words: quoted replies, signature blocks and client footers removed."""
+def clean_body(text: str, *, forwarded: bool = False) -> str:
+    """The citizen's own words: quoted replies, signature blocks and client footers removed;
+    in a forwarded message (by its subject) the first quoted block is what was forwarded."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = _cut_quoted(lines)
+    lines = _cut_quoted(lines, forwarded)
     kept = [ln for ln in lines if not ln.lstrip().startswith(">")]
     kept = _cut_signature_block(kept)
     kept = [ln.rstrip() for ln in kept if not _is_client_footer(ln)]
@@ -244,17 +248,21 @@ def clean_body(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", out)
 
 
-def _cut_quoted(lines: list[str]) -> list[str]:
+def _cut_quoted(lines: list[str], forwarded: bool) -> list[str]:
     i = 0
     while i < len(lines):
         s = lines[i].strip()
-        if any(p.match(s) for p in QUOTE_START):
+        marker = any(p.match(s) for p in QUOTE_START)
+        block = not marker and BLOCK_FROM.match(s) is not None and _outlook_block_at(lines, i)
+        if forwarded and (marker or block):
+            forwarded = False  # the forwarded message itself; its own history is cut below
+            lines = lines[:i] + _skip_forward_headers(lines[i + 1 if marker else i :])
+            continue
+        if marker or block:
             return lines[:i]
         if FORWARD_START.match(s):
             lines = lines[:i] + _skip_forward_headers(lines[i + 1 :])
             continue
-        if BLOCK_FROM.match(s) and _outlook_block_at(lines, i):
-            return lines[:i]
         span = _attribution_at(lines, i)
         if span:
             rest = [ln for ln in lines[i + span :] if ln.strip()]

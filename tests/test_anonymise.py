@@ -83,6 +83,26 @@ def test_forwarded_message_keeps_its_body_and_drops_its_headers(cfg, form: str) 
     assert "Hoa" not in text and "hoa@x.vn" not in text
 
 
+OUTLOOK_BLOCK = ("________________________________\nTừ: Ban quản lý <bql@x.vn>\n"
+                 "Đã gửi: Thứ Hai, 16 tháng 11, 2026 9:01\nĐến: an@x.vn\n"
+                 "Chủ đề: Thông báo cắt nước\n\n")
+
+
+@pytest.mark.parametrize("subject", ["FW: Thông báo cắt nước", "CT: Thông báo cắt nước",
+                                     "Fwd: Thông báo cắt nước"])
+def test_an_outlook_forward_keeps_the_forwarded_body(cfg, subject: str) -> None:
+    notice = "Ngày 20/11 khu phố cắt nước cả ngày."
+    text = readable(cfg, "Nhờ phường xem giúp.\n\n" + OUTLOOK_BLOCK + notice
+                    + "\n\n-----Original Message-----\nFrom: x\nSent: y\nTo: z\n\nthư cũ hơn",
+                    subject)
+    assert text == f"{subject}\n\nNhờ phường xem giúp.\n\n{notice}"
+
+
+def test_an_outlook_reply_still_loses_the_quoted_block(cfg) -> None:
+    text = readable(cfg, "Nhà tôi vẫn mất nước.\n\n" + OUTLOOK_BLOCK + "Thư cũ", "RE: Góp ý")
+    assert text == "RE: Góp ý\n\nNhà tôi vẫn mất nước."
+
+
 def test_bottom_posted_reply_keeps_the_citizens_words(cfg) -> None:
     body = "On 04/02/2012 06:26 PM, Hoa wrote:\n> Hỏi gì?\nVẫn mất nước."
     assert readable(cfg, body) == "Vẫn mất nước."
