@@ -96,8 +96,28 @@ FILL = 0.85
 CODES_SHOWN = 30
 
 
+class _Codes:
+    """The codes of a group or a kind of flagged mail, as the templates list them."""
+
+    refs: tuple[str, ...]
+
+    @property
+    def shown_refs(self) -> tuple[str, ...]:
+        return self.refs[:CODES_SHOWN]
+
+    @property
+    def hidden(self) -> int:
+        return len(self.refs) - len(self.shown_refs)
+
+
+def _codes(item: _Codes, more: str) -> str:
+    """Jinja filter: "HT-A, HT-B" and, past CODES_SHOWN, `more` ("và %d thư khác")."""
+    listed = ", ".join(item.shown_refs)
+    return f"{listed} {more % item.hidden}" if item.hidden else listed
+
+
 @dataclass(frozen=True)
-class Entry:
+class Entry(_Codes):
     """One submission, or a group of near-duplicates shown as one."""
 
     ref: str
@@ -120,16 +140,8 @@ class Entry:
         return 1 + len(self.similar)
 
     @property
-    def refs(self) -> tuple[str, ...]:
+    def refs(self) -> tuple[str, ...]:  # type: ignore[override]
         return (self.ref, *self.similar)
-
-    @property
-    def shown_refs(self) -> tuple[str, ...]:
-        return self.refs[:CODES_SHOWN]
-
-    @property
-    def hidden(self) -> int:
-        return self.count - len(self.shown_refs)
 
 
 @dataclass(frozen=True)
@@ -152,18 +164,10 @@ class Section:
 
 
 @dataclass(frozen=True)
-class Flagged:
+class Flagged(_Codes):
     flag: str
     name: str
     refs: tuple[str, ...]
-
-    @property
-    def shown_refs(self) -> tuple[str, ...]:
-        return self.refs[:CODES_SHOWN]
-
-    @property
-    def hidden(self) -> int:
-        return len(self.refs) - len(self.shown_refs)
 
 
 @dataclass(frozen=True)
@@ -508,6 +512,7 @@ def environment() -> jinja2.Environment:
     env.filters["nl2br"] = _nl2br
     env.filters["wrap"] = _wrap
     env.filters["signed"] = _signed
+    env.filters["codes"] = _codes
     return env
 
 
