@@ -390,6 +390,9 @@ class Daemon:
         self._hooks_at = now
         self._urgent_since = None  # the alert hook is among these
         for hook in self.hooks:
+            # Each hook may wait out an SMTP timeout (60 s) on a server that drops
+            # packets: two in a row must not add up to WatchdogSec (120 s).
+            self.notify.watchdog()
             self._run_hook(hook, store)
 
     def _pause(self, reason: str, backoff: float) -> float:
