@@ -323,6 +323,7 @@ class Daemon:
             try:
                 mailbox = Mailbox.connect(self.config)
             except TransientError as e:
+                self.notify.watchdog()  # the connect may have waited out its timeout
                 self.intake.failed(e)
                 backoff = self._pause(str(e), backoff)
                 continue
