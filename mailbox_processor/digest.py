@@ -9,7 +9,9 @@ Three steps, each a plain function:
 `send()` runs them and marks the digest sent only after the SMTP server
 accepted every part. A crash in between leaves the row pending, and the next
 run re-sends the same items under the same Message-ID: ownership by digest id,
-not a time window, is what makes "exactly one digest per item" hold.
+not a time window, is what makes "exactly one digest per item" hold. Each
+accepted part is recorded, so a split digest that failed half-way resumes
+after the parts already delivered (when the new split is the same).
 
 Every string in the templates that comes from a submission is untrusted: the
 HTML templates are autoescaped (by their .html extension) and no citizen text
@@ -22,7 +24,9 @@ import dataclasses
 import datetime as dt
 import email.policy
 import functools
+import hashlib
 import importlib.resources
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -679,8 +683,26 @@ def _pack(flat: list[tuple[str | None, Entry]], weights: list[int], per_weight: 
     return groups
 
 
+@dataclass(frozen=True)
+class Mail:
+    """One part of a digest and the message that carries it."""
+
+    part: Digest
+    message: EmailMessage
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return tuple(ref for e in self.part.entries() for ref in e.refs)
+
+
+def parts_key(mails: Sequence[Mail]) -> str:
+    """Which items went into which part: a re-send may skip the parts the server already
+    accepted only if the new split puts exactly the same items in them."""
+    return hashlib.sha256(json.dumps([m.refs for m in mails]).encode()).hexdigest()
+
+
 def compose(config: Config, d: Digest, message_id: str, date: str,
-            photos: Callable[[str], list[Image]] | None = None) -> list[EmailMessage]:
+            photos: Callable[[str], list[Image]] | None = None) -> list[Mail]:
     """The mails of one digest: each under digest.max_bytes, photos added while they fit."""
     to = config.digest.to
     budget = config.digest.max_bytes
@@ -689,12 +711,11 @@ def compose(config: Config, d: Digest, message_id: str, date: str,
         mid = part_message_id(message_id, part.part, part.parts)
         return new_message(config, render(part), mid, date, to)
 
-    parts = split(d, budget, lambda p: size(message(p)))
-    msgs = [message(p) for p in parts]
+    mails = [Mail(p, message(p)) for p in split(d, budget, lambda p: size(message(p)))]
     if config.digest.attach_photos and photos is not None:
-        for part, msg in zip(parts, msgs, strict=True):
-            _attach(msg, part, photos, budget)
-    return msgs
+        for m in mails:
+            _attach(m.message, m.part, photos, budget)
+    return mails
 
 
 def _attach(msg: EmailMessage, part: Digest, photos: Callable[[str], list[Image]],
@@ -733,6 +754,7 @@ class Result:
     bytes: tuple[int, ...]
     sent: bool
     resend: bool = False
+    accepted_before: int = 0  # parts the server had accepted in an unfinished run
 
     def line(self) -> str:
         if self.digest_id is None and not self.sent and not self.parts:
@@ -742,6 +764,9 @@ class Result:
         if not self.sent:
             return f"dry run: would send {what}"
         again = " (re-sent after an unfinished run)" if self.resend else ""
+        if self.accepted_before:
+            again = (f" (finished after an unfinished run: {self.accepted_before} part(s) had "
+                     "been accepted already)")
         return f"digest {self.digest_id} sent{again}: {what}, {self.message_id}"
 
 
@@ -772,21 +797,29 @@ def send(config: Config, store: Store, *, dry_run: bool = False) -> Result:
         d = build(config, store, pending[0] if pending else None)
         if d.empty and not config.digest.send_empty and pending is None:
             return Result(None, None, 0, 0, (), sent=False)
-        msgs = compose(config, d, mail.message_id(config, "dry-run"), now_utc(), store.images)
-        return Result(None, None, d.total, len(msgs), tuple(size(m) for m in msgs), sent=False)
+        mails = compose(config, d, mail.message_id(config, "dry-run"), now_utc(), store.images)
+        return Result(None, None, d.total, len(mails), _sizes(mails), sent=False)
     # Connect before claiming: with the server down, the store is not touched at all.
     with mail.connect(config) as client:
         c = claim(config, store)
         if c is None:
             return Result(None, None, 0, 0, (), sent=False)
         d = build(config, store, c.digest_id)
-        msgs = compose(config, d, c.message_id, c.created_at, store.images)
-        for msg in msgs:
-            mail.deliver(config, client, msg, to=config.digest.to)
+        mails = compose(config, d, c.message_id, c.created_at, store.images)
+        key = parts_key(mails)
+        # A split digest that failed half-way resumes after the parts already accepted.
+        done = store.digest_parts_sent(c.digest_id, key)
+        for n, m in enumerate(mails[done:], start=done + 1):
+            mail.deliver(config, client, m.message, to=config.digest.to)
+            store.mark_digest_part_sent(c.digest_id, key, n)
     # Only now: had the server refused, the digest would stay pending for the next run.
     store.mark_digest_sent(c.digest_id)
-    return Result(c.digest_id, c.message_id, d.total, len(msgs), tuple(size(m) for m in msgs),
-                  sent=True, resend=c.resend)
+    return Result(c.digest_id, c.message_id, d.total, len(mails), _sizes(mails), sent=True,
+                  resend=c.resend, accepted_before=done)
+
+
+def _sizes(mails: Sequence[Mail]) -> tuple[int, ...]:
+    return tuple(size(m.message) for m in mails)
 
 
 def preview(config: Config, store: Store, out: Path) -> tuple[Path, Path]:

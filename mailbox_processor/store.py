@@ -143,6 +143,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE message ADD COLUMN stored_on TEXT;
     """,
+    # 5: how far a split digest got, so a re-send skips the parts the server accepted
+    # (only while the split, identified by parts_key, is the same).
+    """
+    ALTER TABLE digest ADD COLUMN parts_key TEXT;
+    ALTER TABLE digest ADD COLUMN parts_sent INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 # What retention may drop: received *and* stored before :day, and already reported in
@@ -503,6 +509,19 @@ class Store:
             )
             c.execute("UPDATE status_change SET digest_id=? WHERE digest_id IS NULL", (digest_id,))
         return digest_id
+
+    def digest_parts_sent(self, digest_id: int, parts_key: str) -> int:
+        """How many leading parts of this split the server already accepted (0 for another
+        split: then every part goes again, under the same Message-IDs)."""
+        row = self.conn.execute(
+            "SELECT parts_sent FROM digest WHERE id=? AND parts_key=?", (digest_id, parts_key)
+        ).fetchone()
+        return row[0] if row else 0
+
+    def mark_digest_part_sent(self, digest_id: int, parts_key: str, n: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE digest SET parts_key=?, parts_sent=? WHERE id=?",
+                      (parts_key, n, digest_id))
 
     def mark_digest_sent(self, digest_id: int) -> None:
         with self.transaction() as c:

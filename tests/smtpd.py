@@ -59,9 +59,13 @@ class Recorder:
         self.envelopes: list[Envelope] = []
         self.refuse = False
         self.refused = 0  # messages turned away while `refuse` was set
+        self.refuse_after: int | None = None  # accept this many more, then refuse
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.refuse_after is not None:
+            self.refuse = self.refuse or self.refuse_after <= 0
+            self.refuse_after -= 1
         if self.refuse:
             self.refused += 1
             return "451 4.3.0 Try again later"

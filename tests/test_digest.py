@@ -332,8 +332,8 @@ def test_crash_between_send_and_mark_resends_the_same_message_id(env: Env) -> No
     c = digest.claim(env.config, env.store)
     assert c is not None
     d = digest.build(env.config, env.store, c.digest_id)
-    for msg in digest.compose(env.config, d, c.message_id, c.created_at):
-        mail.send(env.config, msg, to=env.config.digest.to)
+    for m in digest.compose(env.config, d, c.message_id, c.created_at):
+        mail.send(env.config, m.message, to=env.config.digest.to)
     later = env.add(VARIED[5])  # arrives after the crash: belongs to the next digest
     assert env.send()[0] == 0
     assert env.send()[0] == 0
@@ -372,6 +372,48 @@ def test_500_long_items_split_into_parts_each_under_100_kb(env: Env) -> None:
     assert sorted(seen) == sorted(refs)
     assert len({e.message()["Message-ID"] for e in envelopes}) == n
     assert f"in {n} part(s)" in out
+
+
+def _split_digest_items(env: Env) -> list[str]:
+    env.configure(digest={"to": ["chutich@phuong.example.vn"], "max_bytes": 30_000})
+    words = ["ngập", "úng", "đường", "sá", "đèn", "rác", "thải", "tiếng", "ồn", "lấn", "chiếm"]
+    return [env.add(" ".join(words[(i * 7 + j * 3) % len(words)] + str(i * j) for j in range(150)),
+                    location=("tdp1", "tdp3")[i % 2]) for i in range(40)]
+
+
+def test_a_split_digest_that_failed_half_way_resumes_after_the_accepted_parts(env: Env) -> None:
+    refs = _split_digest_items(env)
+    env.server.handler.refuse_after = 2
+    code, _out, err = env.send()
+    assert code == 1 and "451" in err
+    first_run = env.server.messages()
+    assert len(first_run) == 2
+    env.server.handler.refuse, env.server.handler.refuse_after = False, None
+
+    code, out, err = env.send()
+    assert code == 0, err
+    assert "2 part(s) had been accepted already" in out
+    messages = env.server.messages()
+    n = len(messages)
+    assert n > 3
+    assert [m["Subject"].rsplit("(", 1)[1] for m in messages] == [
+        f"Phần {k}/{n})" for k in range(1, n + 1)]  # each part once, in order
+    assert sorted(ref for m in messages for ref in item_refs(m)) == sorted(refs)
+    assert env.store.pending_digest() is None
+
+
+def test_a_resend_with_a_different_split_sends_every_part_again(env: Env) -> None:
+    refs = _split_digest_items(env)
+    env.server.handler.refuse_after = 1
+    assert env.send()[0] == 1
+    env.server.handler.refuse, env.server.handler.refuse_after = False, None
+    env.configure(digest={"to": ["chutich@phuong.example.vn"], "max_bytes": 45_000})
+
+    code, out, err = env.send()
+    assert code == 0, err
+    again = env.server.messages()[1:]
+    assert sorted(ref for m in again for ref in item_refs(m)) == sorted(refs)
+    assert "re-sent after an unfinished run" in out
 
 
 def test_a_spam_wave_does_not_stop_the_digest(env: Env) -> None:
