@@ -22,6 +22,7 @@ import click
 from . import config as config_mod
 from .config import Config
 from .errors import ConfigError, MailboxError, TransientError
+from .models import FLAGS
 from .store import Store
 
 
@@ -198,10 +199,16 @@ def _table(rows: list[dict[str, Any]]) -> None:
 @cli.command("list")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--status", type=click.Choice(["new", "forwarded", "answered", "closed"]))
+@click.option("--flag", type=click.Choice([*FLAGS, "quarantined"]),
+              help="Only flagged mail of this kind (the digest lists at most 30 codes of each).")
 @pass_obj
-def list_(obj: _Obj, fmt: str, status: str | None) -> None:
+def list_(obj: _Obj, fmt: str, status: str | None, flag: str | None) -> None:
     """List stored messages (the anonymised copy; quarantined mail too)."""
     rows = [r.as_json() for r in obj.store().rows(status=status)]
+    if flag == "quarantined":
+        rows = [r for r in rows if r["quarantined"]]
+    elif flag:
+        rows = [r for r in rows if flag in r["flags"]]
     if fmt == "json":
         for r in rows:
             click.echo(json.dumps(r, ensure_ascii=False))

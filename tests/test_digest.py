@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -184,6 +185,18 @@ def test_citizen_markup_and_template_syntax_come_out_escaped(env: Env) -> None:
     assert "<script>alert(1)</script>" in text  # plain text is shown as written
     assert text.count("{{ 7*7 }} {% raw %}") == 2
     assert ref in text
+
+
+def test_list_flag_picks_one_kind_of_flagged_mail(env: Env) -> None:
+    petition = env.add(VARIED[0])
+    auto = env.add("Tôi đang nghỉ phép đến thứ hai.", flags=("auto",))
+    quarantined = quarantine(env.store, env.public)
+    def refs(flag: str) -> list[str]:
+        out = run_cli(env.path, "list", "--flag", flag, "--format", "json", check=True).stdout
+        return [json.loads(line)["ref"] for line in out.splitlines()]
+    assert refs("auto") == [auto]
+    assert refs("quarantined") == [quarantined]
+    assert refs("spam") == [] and petition not in refs("abuse")
 
 
 def test_urgent_first_then_categories_and_flagged_apart(env: Env) -> None:
@@ -430,6 +443,9 @@ def test_a_spam_wave_does_not_stop_the_digest(env: Env) -> None:
     assert "Thư rác, quảng cáo: 6000" in flagged
     assert spam[0] in flagged and spam[-1] not in flagged
     assert "và 5970 thư khác" in flagged  # 30 codes shown
+    # The codes the digest leaves out are one command away.
+    listed = run_cli(env.path, "list", "--flag", "spam", check=True).stdout.split()
+    assert set(spam) <= set(listed) and petition not in listed
 
 
 def test_a_flood_of_identical_messages_is_one_entry_with_a_bounded_list_of_codes(env: Env) -> None:
