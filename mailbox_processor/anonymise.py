@@ -195,7 +195,7 @@ QUOTE_START = [
 # complaint): its body stays, only the marker and the forwarded header block go.
 FORWARD_START = re.compile(
     r"^(-{2,}\s*(forwarded message|thư chuyển tiếp|tin nhắn đã chuyển tiếp)\s*-{2,}"
-    r"|begin forwarded message:)\s*$",
+    r"|begin forwarded message:|bắt đầu thư được chuyển tiếp:)\s*$",
     re.IGNORECASE,
 )
 # Outlook forwards under the same rule and From:/Sent: block as its replies; only the

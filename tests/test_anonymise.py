@@ -71,6 +71,8 @@ FORWARDS = {
                 "Date: Th 2, 16 thg 11, 2026 lúc 09:01\nSubject: Thông báo\nTo: <binh@x.vn>\n\n",
     "apple": "Begin forwarded message:\n\nFrom: Trần Hoa <hoa@x.vn>\nSubject: Thông báo\n"
              "Date: 16 November 2026 at 09:01:00 GMT+7\nTo: binh@x.vn\n\n",
+    "apple-vi": "Bắt đầu thư được chuyển tiếp:\n\nTừ: Trần Hoa <hoa@x.vn>\nChủ đề: Thông báo\n"
+                "Ngày: 16 tháng 11, 2026 lúc 09:01:00 GMT+7\nĐến: binh@x.vn\n\n",
 }
 
 
