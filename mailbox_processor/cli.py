@@ -230,9 +230,10 @@ def show(obj: _Obj, ref: str, fmt: str, attachments_dir: str | None) -> None:
         raise ConfigError(f"{ref.upper()}: no such reference code in the store")
     if attachments_dir:
         out = Path(attachments_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for img in store.images(row.ref):
-            (out / f"{row.ref}-{img.name}").write_bytes(img.data)
+        with _os_errors("show --attachments"):
+            out.mkdir(parents=True, exist_ok=True)
+            for img in store.images(row.ref):
+                (out / f"{row.ref}-{img.name}").write_bytes(img.data)
     d = row.as_json(full=True)
     if fmt == "json":
         click.echo(json.dumps(d, ensure_ascii=False))

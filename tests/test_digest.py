@@ -187,6 +187,15 @@ def test_citizen_markup_and_template_syntax_come_out_escaped(env: Env) -> None:
     assert ref in text
 
 
+def test_show_attachments_into_a_folder_that_cannot_be_made_is_one_line(env: Env,
+                                                                         tmp_path: Path) -> None:
+    ref = env.add(VARIED[0])
+    (tmp_path / "file").write_text("x")
+    r = run_cli(env.path, "show", ref, "--attachments", str(tmp_path / "file" / "photos"))
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: show --attachments:") and "Traceback" not in r.stderr
+
+
 def test_list_flag_picks_one_kind_of_flagged_mail(env: Env) -> None:
     petition = env.add(VARIED[0])
     auto = env.add("Tôi đang nghỉ phép đến thứ hai.", flags=("auto",))
