@@ -100,7 +100,10 @@ def open_seal(blob: bytes, ref: str, private_key: X25519PrivateKey) -> tuple[byt
 
 def generate(out: Path, passphrase: bytes) -> tuple[Path, Path]:
     """Write a new key pair into `out`: the public key, and the private key encrypted, 0600."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the folder: {e.strerror}") from None
     public_path, private_path = out / PUBLIC_NAME, out / PRIVATE_NAME
     for p in (public_path, private_path):
         if p.exists():

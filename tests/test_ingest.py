@@ -513,6 +513,11 @@ def test_keys_generate_encrypts_the_private_key_with_mode_0600(tmp_path: Path) -
     assert b"PUBLIC KEY" in (out / "archive-public.pem").read_bytes()
     again = run_cli(None, "keys", "generate", "--out", str(out), input=f"{PASSPHRASE}\n{PASSPHRASE}\n")
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+    (tmp_path / "file").write_text("x")
+    blocked = run_cli(None, "keys", "generate", "--out", str(tmp_path / "file" / "keys"),
+                      input=f"{PASSPHRASE}\n{PASSPHRASE}\n")
+    assert blocked.returncode == 2 and "cannot create the folder" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
 
 
 def test_the_store_file_is_private(account_config, imap_account: ImapAccount) -> None:
