@@ -12,6 +12,7 @@ import ctypes
 import fcntl
 import functools
 import logging
+import os
 import signal
 import threading
 import time
@@ -24,7 +25,7 @@ import click
 
 from . import ack, alerts, pipeline, retention
 from .config import Config
-from .errors import MessageError, TransientError
+from .errors import ConfigError, MessageError, TransientError
 from .imap import Mailbox, Meta, batches
 from .models import RawMail
 from .sdnotify import Notifier
@@ -86,8 +87,13 @@ def single_instance(config: Config, job: str = "intake") -> Iterator[None]:
     """One process at a time per store and job: two drains would race on the same UIDs,
     and two `digest send` runs would both send the pending digest."""
     path = Path(config.store.path + (".lock" if job == "intake" else f".{job}.lock"))
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(path, "a") as f:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as e:
+        raise ConfigError(f"{config.path}: store.path {config.store.path}: cannot create "
+                          f"the lock file: {e.strerror}") from None
+    with os.fdopen(fd, "a") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -797,3 +797,14 @@ def test_a_refused_login_is_told_to_the_operators_at_once_and_so_is_the_recovery
     assert back["Subject"] == "Hòm thư số: đã nhận thư trở lại"
     assert "không mất thư nào" in back.get_content()
 
+
+
+def test_a_store_folder_that_cannot_be_made_is_one_line_for_every_command(
+    make_config, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("x")
+    config = make_config(store={"path": str(tmp_path / "file" / "state" / "store.sqlite3")})
+    for command in (("fetch", "--once"), ("digest", "send"), ("list",)):
+        r = run_cli(config, *command)
+        assert r.returncode == 2, (command, r.stderr)
+        assert "store.path" in r.stderr and "Traceback" not in r.stderr, command
