@@ -335,6 +335,10 @@ def _validate(c: Config) -> None:
     for key in ("batch_size", "max_message_bytes", "poll_seconds"):
         if getattr(c.imap, key) < 1:
             raise ConfigError(f"{p}: imap.{key} must be at least 1")
+    # Both end up in From: headers, which cannot hold a line break.
+    for key, value in (("mailbox.name", c.mailbox.name), ("smtp.from", c.smtp.from_ if c.smtp else "")):
+        if any(ord(ch) < 32 for ch in value):
+            raise ConfigError(f"{p}: {key} must be a single line of text")
     if c.smtp is not None and not ADDRESS_RE.match(_bare_address(c.smtp.from_)):
         raise ConfigError(f"{p}: smtp.from must be an address such as \"Hòm thư số <{c.mailbox.address}>\"")
     for key, addresses in (("digest.to", c.digest.to), ("alerts.to", c.alerts.to),

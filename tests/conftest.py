@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailbox_processor import seal
+from mailbox_processor.ops import toml_value
 
 pytest_plugins = ["tests.smtpd", "tests.dovecot"]
 
@@ -31,16 +32,6 @@ def archive_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     passfile = d / "passphrase"
     passfile.write_text(PASSPHRASE, encoding="utf-8")
     return public, private, passfile
-
-
-def toml_value(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return str(v)
 
 
 def write_toml(path: Path, sections: dict[str, dict[str, object]],
