@@ -389,7 +389,8 @@ def _unaccented(tokens: list[str], threshold: float) -> bool:
 
 
 def find(text: str, lexicon: Lexicon) -> list[Match]:
-    """Every phrase of the lexicon in `text`, leftmost-longest, per clause."""
+    """Every phrase of the lexicon in `text`, leftmost-longest (a longer overlapping one
+    winning), per clause."""
     matches: list[Match] = []
     sentence = clause = position = 0
     for line in normalise(text).split("\n"):
@@ -419,16 +420,30 @@ def _scan(tokens: list[str], index: Index, fallback: Index | None,
     sentence, clause, offset = where
     i, n = 0, len(tokens)
     while i < n:
-        found = _longest(tokens, i, index.get(tokens[i]), 1)
-        if found is None and fallback is not None and tokens[i].isascii():
-            found = _longest(tokens, i, fallback.get(tokens[i]), 2)
+        found = _at(tokens, i, index, fallback)
         if found is None:
             i += 1
             continue
         k, hits = found
+        # A longer phrase that starts inside this one and reaches past it wins:
+        # "nước ngập đến ngực" is "ngập đến ngực" (khẩn), not "nước ngập" (sớm).
+        longer = next((j for j in range(i + 1, i + k)
+                       if (f := _at(tokens, j, index, fallback)) and f[0] > k
+                       and j + f[0] > i + k), None)
+        if longer is not None:
+            i = longer
+            continue
         out.append(Match(sentence, clause, i, i + k, " ".join(tokens[i:i + k]), hits,
                          offset + i))
         i += k
+
+
+def _at(tokens: list[str], i: int, index: Index,
+        fallback: Index | None) -> tuple[int, tuple[Hit, ...]] | None:
+    found = _longest(tokens, i, index.get(tokens[i]), 1)
+    if found is None and fallback is not None and tokens[i].isascii():
+        found = _longest(tokens, i, fallback.get(tokens[i]), 2)
+    return found
 
 
 def _longest(tokens: list[str], i: int,

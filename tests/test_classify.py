@@ -56,6 +56,12 @@ def test_cho_is_not_cho_market(lexicon: classify.Lexicon) -> None:
     assert k("Tôi cho con đi học thêm.", lexicon).category == "giao-duc"
 
 
+def test_a_longer_phrase_starting_inside_a_shorter_one_wins(lexicon: classify.Lexicon) -> None:
+    # "nước ngập" (sớm) starts first, but "ngập đến ngực" (khẩn) is longer and reaches further.
+    r = k("Nước ngập đến ngực người lớn, cần đưa người già ra.", lexicon)
+    assert r.urgency == "khan" and "ngập đến ngực" in r.cues
+
+
 def test_longer_phrase_consumes_the_span(lexicon: classify.Lexicon) -> None:
     phrases = [m.phrase for m in classify.find("Ô nhiễm môi trường quá nặng", lexicon)]
     assert "trường" not in phrases and any("môi trường" in p for p in phrases)
@@ -117,6 +123,17 @@ def test_a_resolved_danger_is_not_urgent(lexicon: classify.Lexicon) -> None:
     assert r.urgency == "thuong"
     assert r.category == "an-ninh-trat-tu"  # the topic stays the topic
     assert k("Đám cháy ở chợ đang lan sang các nhà bên cạnh.", lexicon).urgency == "khan"
+
+
+@pytest.mark.parametrize("text", [
+    "Con tôi 6 tuổi đi lạc từ chiều, cả nhà đang tìm.",
+    "Có cháu bé vừa rơi xuống hồ điều hòa, mọi người đang tìm.",
+    "Trần nhà chung cư bong mảng bê tông rơi xuống cầu thang.",
+    "Cây đổ chắn ngang đường, đè lên xe máy của một chị.",
+    "Cây cầu tre qua kênh bị sập, học sinh không qua được.",
+])
+def test_dangers_to_people_now_are_urgent(text: str, lexicon: classify.Lexicon) -> None:
+    assert k(text, lexicon).urgency == "khan"
 
 
 @pytest.mark.parametrize("text", [
