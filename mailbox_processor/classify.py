@@ -17,7 +17,7 @@ import math
 import re
 import tomllib
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -377,6 +377,7 @@ class Match:
     phrase: str
     hits: tuple[Hit, ...]
     position: int  # token index within the whole text (earlier problems weigh more)
+    formula: bool = False  # in a salutation or closing: names the addressee, not the problem
 
 
 def _unaccented(tokens: list[str], threshold: float) -> bool:
@@ -388,28 +389,58 @@ def _unaccented(tokens: list[str], threshold: float) -> bool:
     return accented / len(words) < threshold
 
 
+# Letters to the Front open with "Kính gửi Ủy ban MTTQ phường," and close with "Trân
+# trọng cảm ơn.": in every petition alike, so those clauses say nothing about the topic
+# (they would otherwise file everything under the Front and thanks). Folded forms.
+SALUTATIONS = ("kinh gui", "kinh thua", "gui", "thua", "kinh chao", "xin chao", "chao")
+CLOSINGS = ("tran trong", "xin chan thanh cam on", "chan thanh cam on", "xin cam on",
+            "cam on", "em xin cam on", "toi xin cam on", "em cam on", "kinh chuc", "chuc")
+SALUTATION_MAX = 16  # tokens: a longer first clause is content typed without a comma
+CLOSING_MAX = 8
+
+
+def _starts(tokens: list[str], formulas: tuple[str, ...]) -> bool:
+    head = " ".join(fold(t) for t in tokens[:5])
+    return any(head == f or head.startswith(f + " ") for f in formulas)
+
+
 def find(text: str, lexicon: Lexicon) -> list[Match]:
     """Every phrase of the lexicon in `text`, leftmost-longest (a longer overlapping one
-    winning), per clause."""
+    winning), per clause; those in a salutation or a closing are marked `formula`."""
     matches: list[Match] = []
     sentence = clause = position = 0
+    last: tuple[int, list[str]] = (0, [])  # the last sentence and its tokens
     for line in normalise(text).split("\n"):
         line_tokens = _TOKEN_RE.findall(line)
         if not line_tokens:
             continue
         folded = _unaccented(line_tokens, lexicon.unaccented_below)
         for part in _SENTENCE_RE.split(line):
+            sentence_tokens: list[str] = []
             for piece in _CLAUSE_RE.split(part):
                 tokens = _TOKEN_RE.findall(piece)
+                start = len(matches)
                 if folded:
                     _scan([fold(t) for t in tokens], lexicon.folded, None,
                           (sentence, clause, position), matches)
                 else:
                     _scan(tokens, lexicon.exact, lexicon.folded, (sentence, clause, position),
                           matches)
+                if len(tokens) <= SALUTATION_MAX and _starts(tokens, SALUTATIONS):
+                    matches[start:] = [replace(m, formula=True) for m in matches[start:]]
+                sentence_tokens += tokens
                 clause += 1
                 position += len(tokens)
-            sentence += 1
+            if sentence_tokens:
+                last = (sentence, sentence_tokens)
+                sentence += 1
+    # A short thanks after a letter about something is a closing; alone, it is the message.
+    end, tokens = last
+    if len(tokens) <= CLOSING_MAX and _starts(tokens, CLOSINGS) and any(
+        m.sentence < end and not m.formula and any(h[0] == CAT for h in m.hits)
+        for m in matches
+    ):
+        matches = [replace(m, formula=True) if m.sentence == end else m for m in matches]
     return matches
 
 
@@ -481,7 +512,10 @@ def classify_text(text: str, lexicon: Lexicon, *, automatic: bool = False) -> Cl
     scores: dict[str, float] = {}
     cues: dict[str, list[str]] = {}
     seen: dict[str, int] = {}
-    for m in matches:
+    topical = [m for m in matches if not m.formula]
+    if not any(kind == CAT for m in topical for kind, _s, _w in m.hits):
+        topical = matches  # nothing but formulas ("Kính gửi phường đèn hỏng"): use them
+    for m in topical:
         # A word repeated is weaker evidence each time: 1, 1/2, 1/4...
         repeat = 0.5 ** seen.get(m.phrase, 0)
         seen[m.phrase] = seen.get(m.phrase, 0) + 1

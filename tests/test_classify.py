@@ -175,6 +175,30 @@ def test_a_burning_pole_or_sparking_wire_is_electricity(text: str,
     assert (r.category, r.urgency) == ("dien-nuoc-thoat-nuoc", "khan")
 
 
+LETTER = ("Kính gửi Ban Thường trực Ủy ban MTTQ phường.\nTôi tên là [tên], cư trú tại tổ dân "
+          "phố 3. Tôi xin kiến nghị việc ngõ 15 bị xuống cấp, ổ gà nhiều. Kính mong Mặt trận "
+          "phường chuyển kiến nghị tới UBND phường xem xét.\nTrân trọng cảm ơn.")
+
+
+def test_a_formal_letter_to_the_front_is_filed_by_its_problem(lexicon: classify.Lexicon) -> None:
+    # The salutation, the self-introduction, the request to pass it on and the closing
+    # thanks are in every letter: they must not file it under the Front and thanks.
+    assert k(LETTER, lexicon).category == "giao-thong"
+    assert k(classify.strip_accents(LETTER), lexicon).category == "giao-thong"
+
+
+def test_thanks_that_are_the_message_still_count(lexicon: classify.Lexicon) -> None:
+    assert k("Cảm ơn\nXin cảm ơn các anh chị ở phường đã nhiệt tình giúp gia đình tôi làm "
+             "giấy khai sinh cho cháu.", lexicon).category == "khac-gop-y"
+    front = "Góp ý về Mặt trận\nKính gửi Mặt trận phường, các buổi họp do Mặt trận tổ chức " \
+            "rất hình thức, đề nghị đổi mới."
+    assert k(front, lexicon).category == "khac-gop-y"  # about the Front, not just to it
+
+
+def test_a_salutation_without_a_comma_still_classifies(lexicon: classify.Lexicon) -> None:
+    assert k("Kính gửi phường đèn đường ngõ 12 hỏng", lexicon).category == "giao-thong"
+
+
 def test_comment_on_laws_and_punishment_is_not_a_live_danger(lexicon: classify.Lexicon) -> None:
     assert k("Phải xử lý thật nặng bọn cướp giật.", lexicon).urgency == "thuong"
     assert k("Cần tăng hình phạt với tội bạo hành trẻ em.", lexicon).urgency == "thuong"
