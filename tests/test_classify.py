@@ -154,6 +154,8 @@ def test_gas_spelt_ga_and_wire_fires_are_urgent(text: str, lexicon: classify.Lex
     ("Ô tô đỗ chắn hết cửa nhà tôi cả ngày.", "trat-tu-do-thi", "thuong"),  # parking
     ("Có người lạ lảng vảng trong ngõ mấy đêm nay.", "an-ninh-trat-tu", "thuong"),
     ("Đường ống nước vỡ, nước phun lên mặt đường.", "dien-nuoc-thoat-nuoc", "som"),
+    ("Chợ buổi sáng bán hàng tràn ra lòng đường, ô tô không đi được.", "trat-tu-do-thi",
+     "thuong"),
 ])
 def test_everyday_reports_land_where_the_taxonomy_puts_them(
     text: str, category: str, urgency: str, lexicon: classify.Lexicon
