@@ -11,8 +11,6 @@ the right side to err on). The items still appear in the next digest, marked
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import functools
 import logging
 import time
@@ -118,13 +116,5 @@ class IntakeWatch:
         else:
             subject = "Hòm thư số: đã nhận thư trở lại" if recovered else \
                 "[CHÚ Ý] Hòm thư số không nhận được thư mới"
-        msg = EmailMessage()
-        msg["Subject"] = subject
-        msg["From"] = mail.smtp_config(c).from_
-        msg["To"] = ", ".join(c.operator_recipients)
-        msg["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
-        msg["Message-ID"] = mail.message_id(c, "intake")
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg.set_content(text, charset="utf-8", cte=mail.text_cte(text))
-        return msg
+        return digest.new_message(c, digest.Rendered(subject=subject, html="", text=text),
+                                  mail.message_id(c, "intake"), now_utc(), c.operator_recipients)

@@ -621,7 +621,8 @@ def new_message(config: Config, rendered: Rendered, message_id: str, date: str,
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(rendered.text, cte=mail.text_cte(rendered.text))
-    msg.add_alternative(rendered.html, subtype="html", cte=mail.text_cte(rendered.html))
+    if rendered.html:  # the intake notice is plain text only
+        msg.add_alternative(rendered.html, subtype="html", cte=mail.text_cte(rendered.html))
     return msg
 
 
